@@ -1,0 +1,4 @@
+"""mmreplk: RepLKNet large-kernel backbones for OpenMMLab 2.x."""
+from .version import __version__
+
+__all__ = ['__version__']
