@@ -1,0 +1,247 @@
+"""Fast depthwise convolution (mmreplk.ops): numerics, autograd, dispatch and fallbacks."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmreplk.ops import DepthwiseConv2d, depthwise_conv2d
+from mmreplk.ops import dwconv_cpu
+
+# (N, C, H, W, Kh, Kw): odd square and rectangular kernels 3..31, C=1, batch 1,
+# maps smaller than the kernel, non-square maps, and one map large enough for the FFT rule.
+SHAPES = [
+    (2, 3, 10, 12, 9, 9),
+    (1, 1, 5, 7, 13, 13),
+    (2, 4, 17, 9, 31, 5),
+    (1, 3, 8, 11, 5, 15),
+    (3, 2, 6, 6, 3, 3),
+    (1, 2, 20, 14, 31, 31),
+    (2, 5, 7, 16, 7, 7),
+    (1, 2, 66, 70, 17, 17),
+    (2, 3, 12, 12, 11, 11),
+]
+
+
+def _reference(x, w, b, g):
+    """float64 stock output and gradients (x, w, b) for output gradient g."""
+    x, w, g = (t.detach().double().requires_grad_() for t in (x, w, g))
+    b = b.detach().double().requires_grad_() if b is not None else None
+    y = F.conv2d(x, w, b, 1, (w.shape[2] // 2, w.shape[3] // 2), 1, w.shape[0])
+    y.backward(g)
+    return y.detach(), x.grad, w.grad, b.grad if b is not None else None
+
+
+def _run(x, w, b, g, **kw):
+    x, w = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    b = b.detach().clone().requires_grad_() if b is not None else None
+    y = depthwise_conv2d(x, w, b, **kw)
+    y.backward(g)
+    return y.detach(), x.grad, w.grad, b.grad if b is not None else None
+
+
+def _close(got, ref, rel):
+    scale = ref.abs().max().item() + 1e-12
+    err = (got.double() - ref).abs().max().item()
+    assert err <= rel * scale, f'max error {err:.3g} > {rel} * {scale:.3g}'
+
+
+def _data(shape, dtype, seed=0, bias=True):
+    n, c, h, w, kh, kw = shape
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=gen).to(dtype)
+    wt = torch.randn(c, 1, kh, kw, generator=gen).to(dtype)
+    b = torch.randn(c, generator=gen).to(dtype) if bias else None
+    g = torch.randn(n, c, h, w, generator=gen).to(dtype)
+    return x, wt, b, g
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('dtype,rel', [(torch.float32, 2e-5), (torch.bfloat16, 2e-2)])
+def test_cpu_matches_float64_reference(shape, dtype, rel):
+    x, w, b, g = _data(shape, dtype, bias=shape[0] != 1)
+    got = _run(x, w, b, g, impl='cpu')
+    ref = _reference(x, w, b, g)
+    assert got[0].dtype == dtype and got[1].dtype == dtype and got[2].dtype == dtype
+    for a, r in zip(got, ref):
+        if r is not None:
+            _close(a, r, rel)
+
+
+@pytest.mark.parametrize('strategy', dwconv_cpu.STRATEGIES)
+@pytest.mark.parametrize('shape', [(2, 3, 9, 13, 15, 7), (1, 2, 4, 5, 11, 11)])
+def test_cpu_strategies_and_weight_grad(strategy, shape):
+    x, w, _, g = _data(shape, torch.float32, bias=False)
+    ref_y, _, ref_gw, _ = _reference(x, w, None, g)
+    _close(dwconv_cpu.conv_same(x, w, strategy), ref_y, 2e-5)
+    _close(dwconv_cpu.weight_grad(x, g, *shape[4:]), ref_gw, 2e-5)
+
+
+def test_cpu_unknown_strategy_raises():
+    x, w, _, _ = _data((1, 1, 4, 4, 3, 3), torch.float32)
+    with pytest.raises(ValueError, match='nchw'):
+        dwconv_cpu.conv_same(x, w, 'winograd')
+
+
+@pytest.mark.parametrize('layout', ['channels_last', 'strided'])
+def test_cpu_layouts(layout):
+    x, w, b, g = _data((2, 4, 12, 10, 13, 13), torch.float32)
+    if layout == 'channels_last':
+        x = x.contiguous(memory_format=torch.channels_last)
+        g = g.contiguous(memory_format=torch.channels_last)
+    else:
+        x = torch.randn(2, 10, 4, 24).permute(0, 2, 3, 1)[..., ::2, :]  # non-contiguous
+        g = g.transpose(2, 3).contiguous().transpose(2, 3)
+    got = _run(x, w, b, g, impl='cpu')
+    if layout == 'channels_last':
+        assert got[0].is_contiguous(memory_format=torch.channels_last)
+        assert got[1].is_contiguous(memory_format=torch.channels_last)
+    for a, r in zip(got, _reference(x, w, b, g)):
+        _close(a, r, 2e-5)
+
+
+def test_cpu_autocast_bf16():
+    x, w, b, _ = _data((2, 3, 16, 16, 15, 15), torch.float32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        y = depthwise_conv2d(x, w, b, impl='cpu')
+    assert y.dtype == torch.bfloat16
+    ref = _reference(x.bfloat16(), w.bfloat16(), b.bfloat16(), torch.zeros_like(x))[0]
+    _close(y, ref, 1e-2)
+
+
+def test_stock_impl_is_f_conv2d():
+    x, w, b, _ = _data((2, 3, 9, 9, 7, 7), torch.float32)
+    assert torch.equal(depthwise_conv2d(x, w, b, impl='torch'), F.conv2d(x, w, b, 1, 3, 1, 3))
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(kernel_size=5, stride=2, padding=2, groups=4),
+    dict(kernel_size=4, padding=2, groups=4),
+    dict(kernel_size=5, padding=2, groups=2),
+    dict(kernel_size=5, padding=1, groups=4),
+    dict(kernel_size=13, padding=6, groups=4, dilation=2),
+    dict(kernel_size=13, padding=6, groups=4, padding_mode='reflect'),
+])
+def test_module_out_of_scope_falls_back(kwargs):
+    torch.manual_seed(0)
+    fast = DepthwiseConv2d(4, 4, impl='cpu', **kwargs)
+    stock = nn.Conv2d(4, 4, **kwargs)
+    stock.load_state_dict(fast.state_dict())
+    assert not fast.uses_fast_path()
+    x = torch.randn(2, 4, 15, 15, requires_grad=True)
+    y = fast(x)
+    y.sum().backward()
+    x2 = x.detach().clone().requires_grad_()
+    y2 = stock(x2)
+    y2.sum().backward()
+    assert torch.equal(y, y2) and torch.equal(x.grad, x2.grad)
+
+
+def test_function_out_of_scope_falls_back():
+    x = torch.randn(1, 4, 9, 9)
+    w = torch.randn(4, 1, 4, 4)  # even kernel
+    assert torch.equal(depthwise_conv2d(x, w, impl='cpu'), F.conv2d(x, w, None, 1, 2, 1, 4))
+
+
+def test_module_state_dict_compatible_and_fast():
+    torch.manual_seed(0)
+    stock = nn.Conv2d(6, 6, (31, 5), padding=(15, 2), groups=6)
+    fast = DepthwiseConv2d(6, 6, (31, 5), padding=(15, 2), groups=6, impl='cpu')
+    fast.load_state_dict(stock.state_dict())
+    assert fast.uses_fast_path()
+    assert set(fast.state_dict()) == {'weight', 'bias'}
+    x = torch.randn(2, 6, 20, 11)
+    torch.testing.assert_close(fast(x), stock(x), rtol=1e-5, atol=1e-4)
+    assert "impl='cpu'" in repr(fast)
+
+
+def test_invalid_impl_values(monkeypatch):
+    x, w, _, _ = _data((1, 2, 5, 5, 3, 3), torch.float32)
+    with pytest.raises(ValueError, match='auto, torch, triton, cpu'):
+        depthwise_conv2d(x, w, impl='cuda')
+    with pytest.raises(ValueError, match='auto, torch, triton, cpu'):
+        DepthwiseConv2d(2, 2, 3, padding=1, groups=2, impl='fast')
+    monkeypatch.setenv('MMREPLK_DWCONV', 'bogus')
+    with pytest.raises(ValueError, match='MMREPLK_DWCONV'):
+        depthwise_conv2d(x, w)
+    monkeypatch.setenv('MMREPLK_DWCONV', 'torch')
+    assert torch.equal(depthwise_conv2d(x, w), F.conv2d(x, w, None, 1, 1, 1, 2))
+
+
+def test_explicit_triton_without_cuda_raises(monkeypatch):
+    from mmreplk.ops import dwconv
+    x, w, _, _ = _data((1, 2, 5, 5, 3, 3), torch.float32)
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    with pytest.raises(RuntimeError, match='triton'):
+        depthwise_conv2d(x, w, impl='triton')
+    monkeypatch.setattr(dwconv, 'triton_available', lambda: False)
+    with pytest.raises(RuntimeError, match='not installed'):
+        depthwise_conv2d(x, w, impl='triton')
+    assert dwconv.resolve_impl('auto', x) == 'cpu'
+
+
+def test_import_without_triton():
+    code = textwrap.dedent('''
+        import sys
+        sys.modules['triton'] = None  # 'import triton' now fails, find_spec returns None
+        import torch
+        from mmreplk.ops import depthwise_conv2d, dwconv
+        assert not dwconv.triton_available()
+        x, w = torch.randn(1, 2, 8, 8), torch.randn(2, 1, 9, 9)
+        y = depthwise_conv2d(x, w)
+        assert torch.allclose(y, torch.nn.functional.conv2d(x, w, None, 1, 4, 1, 2), atol=1e-4)
+        ''')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+_TRITON_SCRIPT = '''
+import torch, torch.nn.functional as F
+from mmreplk.ops import depthwise_conv2d, dwconv_triton
+
+def ref(x, w, b, g):
+    x, w, g = (t.detach().double().requires_grad_() for t in (x, w, g))
+    b = b.detach().double().requires_grad_() if b is not None else None
+    y = F.conv2d(x, w, b, 1, (w.shape[2] // 2, w.shape[3] // 2), 1, w.shape[0])
+    y.backward(g)
+    return [y.detach(), x.grad, w.grad] + ([b.grad] if b is not None else [])
+
+def check(got, r, rel, what):
+    err = (got.double() - r).abs().max().item()
+    scale = r.abs().max().item()
+    assert err <= rel * scale, (what, err, scale)
+
+torch.manual_seed(0)
+cases = [((2, 3, 10, 12, 7, 7), torch.float32, True, False),
+         ((1, 2, 5, 7, 13, 13), torch.float32, False, False),
+         ((2, 2, 9, 6, 7, 3), torch.bfloat16, True, False),
+         ((1, 4, 6, 8, 5, 5), torch.float16, True, True)]
+for (n, c, h, w_, kh, kw), dt, bias, cl in cases:
+    x = torch.randn(n, c, h, w_).to(dt)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(c, 1, kh, kw).to(dt)
+    b = torch.randn(c).to(dt) if bias else None
+    g = torch.randn(n, c, h, w_).to(dt)
+    leaves = [t.clone().requires_grad_() for t in (x, w)] + ([b.clone().requires_grad_()] if bias else [])
+    y = depthwise_conv2d(leaves[0], leaves[1], leaves[2] if bias else None, impl='triton')
+    y.backward(g)
+    assert y.dtype == dt and (not cl or y.is_contiguous(memory_format=torch.channels_last))
+    rel = 2e-5 if dt == torch.float32 else 1e-2
+    for got, r, what in zip([y] + [t.grad for t in leaves], ref(x, w, b, g), 'y x w b'.split()):
+        check(got, r, rel, what)
+print('ok')
+'''
+
+
+def test_triton_kernels_in_interpreter():
+    pytest.importorskip('triton')
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, '-c', _TRITON_SCRIPT], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-3000:]
