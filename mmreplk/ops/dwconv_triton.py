@@ -9,9 +9,12 @@ kernels read contiguous NCHW tensors of any float dtype and accumulate in fp32.
   kernel, so every load feeds BH FMAs (register reuse on CUDA cores).
 * Input gradient: the forward kernel with the weight flipped in both axes.
 * Weight gradient: a split reduction. One program per (c, block of BI kernel rows) and
-  (n, chunk of output rows) accumulates BI x Kw x BW partial products, reusing each input
-  row window for BI kernel rows; the partial sums land in a (splits, C, Kh, Kw) fp32
-  buffer that is summed afterwards (deterministic, no atomics).
+  split (n, chunk of 32 output rows, block of BW columns) accumulates BI x Kw x BW partial
+  products, reusing each input row window for BI kernel rows; the partial sums land in a
+  (splits, C, Kh, Kw) fp32 buffer that is summed afterwards (deterministic, no atomics).
+
+The forward is autotuned per (H, W, Kh, Kw) over a few tile shapes, the weight gradient over
+BI and the warp count. Under ``TRITON_INTERPRET=1`` only the first config of each is used.
 """
 import os
 
