@@ -1,0 +1,99 @@
+"""Safe, atomic checkpoints for the mmengine runner.
+
+* :class:`AtomicLocalBackend` (file backend ``'atomic_local'``): writes each
+  file to a temporary sibling and ``os.replace``-s it, so a killed run never
+  leaves a truncated checkpoint. The configs select it with
+  ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``.
+* :func:`allow_runner_checkpoints`: torch >= 2.6 loads with
+  ``weights_only=True``, which rejects mmengine's full runner checkpoints
+  (message hub ``HistoryBuffer`` objects holding numpy arrays). It allow-lists
+  exactly those objects; ``getattr`` is replaced by a version that only
+  resolves ``HistoryBuffer``'s statistics methods, so loading an arbitrary
+  file stays as restricted as before.
+"""
+import os
+import re
+import os.path as osp
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.logging.history_buffer import HistoryBuffer
+
+
+class AtomicLocalBackend(LocalBackend):
+    """Local file backend whose writes are atomic (temp file + os.replace)."""
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        """Write ``obj`` to ``filepath`` atomically, creating its folder."""
+        folder = osp.dirname(osp.abspath(filepath))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                f.write(obj)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        except BaseException:
+            if osp.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def put_text(self,
+                 obj: str,
+                 filepath: Union[str, Path],
+                 encoding: str = 'utf-8') -> None:
+        """Write text atomically."""
+        self.put(obj.encode(encoding), filepath)
+
+
+register_backend('atomic_local', AtomicLocalBackend, force=True)
+
+_HISTORY_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to ``HistoryBuffer``'s statistics methods."""
+    if obj is HistoryBuffer and name in _HISTORY_METHODS:
+        return getattr(obj, name)
+    raise torch.serialization.pickle.UnpicklingError(
+        f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint')
+
+
+def allow_runner_checkpoints() -> None:
+    """Allow-list the globals of mmengine runner checkpoints for
+    ``torch.load(weights_only=True)`` (idempotent)."""
+    numpy_types = [np.ndarray, np.dtype, np._core.multiarray._reconstruct,
+                   np._core.multiarray.scalar]
+    numpy_types += [getattr(np.dtypes, n) for n in dir(np.dtypes)
+                    if n.endswith('DType')]
+    torch.serialization.add_safe_globals(
+        [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] +
+        numpy_types)
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint an interrupted run in ``work_dir`` resumes from.
+
+    mmengine's ``last_checkpoint`` file names it; if that file is missing,
+    empty or names a file that is gone (the run died while saving), the newest
+    ``iter_*.pth`` / ``epoch_*.pth`` (all written atomically) is used.
+    Returns None when ``work_dir`` holds no checkpoint.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            last = f.read().strip()
+        if last and osp.isfile(last):
+            return last
+    found = []
+    for name in os.listdir(work_dir) if osp.isdir(work_dir) else []:
+        m = re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', name)
+        if m:
+            found.append((int(m.group(1)), osp.join(work_dir, name)))
+    return max(found)[1] if found else None

@@ -1,0 +1,1 @@
+"""Synthetic data sets for tests and the demo."""

@@ -1,0 +1,178 @@
+"""Small synthetic data sets written in the real on-disk formats.
+
+Each image shows a few shapes (class = colour + texture + shape) on a textured
+background; the same scenes are written as
+
+* ADE20K (``images/{training,validation}/*.jpg`` + ``annotations/.../*.png``,
+  0 = "other", class c stored as c + 1 for ``reduce_zero_label=True``),
+* Cityscapes (``leftImg8bit/{train,val}/<city>/*_leftImg8bit.png`` +
+  ``gtFine/.../*_gtFine_labelTrainIds.png``, 255 = ignore),
+* COCO (``{train,val}2017/*.jpg`` + ``annotations/instances_*.json`` with
+  boxes and polygon masks, categories named as COCO's).
+
+Used by the tests and by ``tools/demo.py``; only numpy, OpenCV and json.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+# (colour BGR, texture) per foreground class; class 0 is the background.
+_STYLES = [((40, 160, 40), 'stripes'), ((30, 30, 200), 'dots'),
+           ((200, 120, 20), 'checker'), ((20, 200, 220), 'plain')]
+# COCO category (id, name) used for the foreground classes.
+COCO_CATEGORIES = [(1, 'person'), (3, 'car'), (18, 'dog'), (62, 'chair')]
+
+Shape = Tuple[int, np.ndarray]  # (foreground class 1..4, polygon N x 2)
+
+
+def _texture(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    period = rng.integers(4, 7)
+    if kind == 'stripes':
+        pattern = ((xx + yy) // period) % 2
+    elif kind == 'dots':
+        pattern = ((xx % period) < 2) & ((yy % period) < 2)
+    elif kind == 'checker':
+        pattern = ((xx // period) + (yy // period)) % 2
+    else:
+        pattern = np.zeros((size, size))
+    return pattern.astype(np.float32)[..., None]
+
+
+def _polygon(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random circle, square or triangle as an integer polygon."""
+    r = rng.uniform(0.12, 0.25) * size
+    cx, cy = rng.uniform(r, size - r, 2)
+    kind = rng.integers(3)
+    n = (24, 4, 3)[kind]
+    start = rng.uniform(0, 2 * np.pi)
+    angles = start + np.arange(n) * 2 * np.pi / n
+    pts = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1)
+    return np.round(pts).astype(np.int32)
+
+
+def make_scene(rng: np.random.Generator, size: int,
+               num_shapes: Tuple[int, int] = (1, 4)
+               ) -> Tuple[np.ndarray, np.ndarray, List[Shape]]:
+    """Draw one scene.
+
+    Returns:
+        ``(image HxWx3 uint8 BGR, label map HxW uint8 with 0 = background
+        and 1..4 = shape classes, shapes in drawing order)``.
+    """
+    noise = cv2.resize(
+        rng.normal(0, 1, (size // 8 + 1, size // 8 + 1)).astype(np.float32),
+        (size, size))
+    base = 110 + 25 * noise[..., None] + 20 * _texture(rng, size, 'checker')
+    image = np.repeat(base, 3, axis=2)
+    labels = np.zeros((size, size), np.uint8)
+    shapes: List[Shape] = []
+    for _ in range(rng.integers(num_shapes[0], num_shapes[1] + 1)):
+        cls = int(rng.integers(1, len(_STYLES) + 1))
+        colour, kind = _STYLES[cls - 1]
+        pts = _polygon(rng, size)
+        mask = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(mask, [pts], 1)
+        fill = (np.array(colour, np.float32) + rng.normal(0, 12, 3)) * (
+            0.6 + 0.4 * _texture(rng, size, kind))
+        image[mask > 0] = fill[mask > 0]
+        labels[mask > 0] = cls
+        shapes.append((cls, pts))
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), labels, shapes
+
+
+def _splits(num_train: int, num_val: int) -> Dict[str, int]:
+    return {'train': num_train, 'val': num_val}
+
+
+def make_ade20k(root: str, num_train: int = 4, num_val: int = 2,
+                size: int = 64, seed: int = 0) -> str:
+    """Write an ADE20K-layout data set (background = class 1, shapes 2..5,
+    a 2-pixel frame of 0 = "other") under ``root``; returns ``root``."""
+    rng = np.random.default_rng(seed)
+    for split, n in _splits(num_train, num_val).items():
+        name = 'training' if split == 'train' else 'validation'
+        for d in ('images', 'annotations'):
+            os.makedirs(osp.join(root, d, name), exist_ok=True)
+        for i in range(n):
+            image, labels, _ = make_scene(rng, size)
+            ann = labels + 1
+            ann[:2], ann[-2:], ann[:, :2], ann[:, -2:] = 0, 0, 0, 0
+            stem = f'ADE_{name[:5]}_{i:08d}'
+            cv2.imwrite(osp.join(root, 'images', name, stem + '.jpg'), image,
+                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(osp.join(root, 'annotations', name, stem + '.png'),
+                        ann)
+    return root
+
+
+def make_cityscapes(root: str, num_train: int = 4, num_val: int = 2,
+                    size: int = 64, seed: int = 0) -> str:
+    """Write a Cityscapes-layout data set (train ids 0..4, frame = 255)."""
+    rng = np.random.default_rng(seed)
+    for split, n in _splits(num_train, num_val).items():
+        city = 'aachen' if split == 'train' else 'frankfurt'
+        img_dir = osp.join(root, 'leftImg8bit', split, city)
+        ann_dir = osp.join(root, 'gtFine', split, city)
+        os.makedirs(img_dir, exist_ok=True)
+        os.makedirs(ann_dir, exist_ok=True)
+        for i in range(n):
+            image, labels, _ = make_scene(rng, size)
+            labels[:2], labels[-2:] = 255, 255
+            stem = f'{city}_{i:06d}_000019'
+            cv2.imwrite(osp.join(img_dir, stem + '_leftImg8bit.png'), image)
+            cv2.imwrite(
+                osp.join(ann_dir, stem + '_gtFine_labelTrainIds.png'), labels)
+    return root
+
+
+def _coco_annotation(ann_id: int, image_id: int, cls: int,
+                     pts: np.ndarray) -> dict:
+    x0, y0 = pts.min(0)
+    x1, y1 = pts.max(0)
+    return dict(
+        id=ann_id,
+        image_id=image_id,
+        category_id=COCO_CATEGORIES[cls - 1][0],
+        segmentation=[pts.astype(float).flatten().tolist()],
+        area=float(cv2.contourArea(pts)),
+        bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+        iscrowd=0)
+
+
+def make_coco(root: str, num_train: int = 4, num_val: int = 2,
+              size: int = 128, seed: int = 0) -> str:
+    """Write a COCO-layout instance data set (non-overlapping shapes)."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    categories = [dict(id=i, name=n, supercategory='shape')
+                  for i, n in COCO_CATEGORIES]
+    ann_id = 1
+    for split, n in _splits(num_train, num_val).items():
+        folder = f'{split}2017'
+        os.makedirs(osp.join(root, folder), exist_ok=True)
+        images, annotations = [], []
+        for i in range(n):
+            image, _, shapes = make_scene(rng, size, num_shapes=(1, 1))
+            image_id = i + 1
+            file_name = f'{image_id:012d}.jpg'
+            cv2.imwrite(osp.join(root, folder, file_name), image)
+            images.append(
+                dict(id=image_id, file_name=file_name, width=size,
+                     height=size))
+            for cls, pts in shapes:
+                annotations.append(
+                    _coco_annotation(ann_id, image_id, cls, pts))
+                ann_id += 1
+        with open(osp.join(root, 'annotations',
+                           f'instances_{folder}.json'), 'w') as f:
+            json.dump(
+                dict(images=images, annotations=annotations,
+                     categories=categories), f)
+    return root
+
