@@ -42,7 +42,7 @@ pip_install() {
 
 # ---- status probe: prints one line per component, 'ok' or the reason ----
 probe() {
-  "$PY" - <<'PYEOF'
+  (cd / && MMREPLK_ROOT="$ROOT" "$PY" - <<'PYEOF'
 import importlib, importlib.util, sys
 def ver(mod):
     try:
@@ -65,11 +65,16 @@ out['mmseg'] = ver('mmseg')
 out['mmdet'] = ver('mmdet')
 out['ftfy'] = ver('ftfy')
 out['pytest'] = ver('pytest')
+import os
 spec = importlib.util.find_spec('mmreplk')
-out['mmreplk'] = 'ok' if spec is not None else None
+root = os.environ.get('MMREPLK_ROOT', '')
+loc = os.path.dirname(os.path.dirname(os.path.abspath(spec.origin))) if spec and spec.origin else ''
+# the editable install must point at this checkout (CI clones elsewhere)
+out['mmreplk'] = 'ok' if loc and os.path.samefile(loc, root) else None
 for k, v in out.items():
     print(f'{k}={v}')
 PYEOF
+  )
 }
 
 declare -A HAVE
@@ -127,9 +132,10 @@ pip_install -q "$MMENGINE"
 
 # 4. mmcv with compiled ops, built from the source package.
 if [ "${HAVE[mmcv]:-None}" != "$MMCV_VERSION" ] || [ "${HAVE[mmcv_ops]:-None}" != ok ]; then
-  CXX_BIN=${CXX:-c++}
-  command -v "$CXX_BIN" >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 \
-    || fail "no C++ compiler found (c++/g++): mmcv's ops must be compiled. Install one (e.g. apt-get install g++) and run again."
+  if [ -n "${CXX:-}" ]; then HAVE_CXX=$(command -v "$CXX" || true)
+  else HAVE_CXX=$(command -v c++ || command -v g++ || true); fi
+  [ -n "$HAVE_CXX" ] \
+    || fail "no C++ compiler found (${CXX:-c++/g++}): mmcv's ops must be compiled. Install one (e.g. apt-get install g++) and run again."
   "$PY" -c "import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')) else 1)" \
     || fail "the Python development headers (Python.h) are missing: install python3-dev and run again."
   if [ "${HAVE[mmcv]:-None}" != None ]; then

@@ -1,0 +1,3 @@
+from .replknet import RepLKNet, RepLKNetClassifier
+
+__all__ = ['RepLKNet', 'RepLKNetClassifier']

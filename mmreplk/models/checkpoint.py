@@ -1,0 +1,217 @@
+"""Reading RepLKNet weights from every published format, with strict, explained loading.
+
+Formats recognised (DESIGN.md section 4):
+
+* ``official``: flat state dict (maybe wrapped in ``model`` / ``state_dict``), classifier
+  at ``norm.*`` / ``head.*``; training or merged (``lkb_reparam``) form;
+* ``mmpretrain``: ``backbone.*`` with the classifier at ``head.fc.*`` and its norm at
+  ``backbone.stages.<last>.norm.*``;
+* ``downstream``: mmseg 0.x / mmdet 2.x / mmreplk checkpoints, ``backbone.*`` beside
+  ``decode_head.*``, ``neck.*``, ...
+
+:func:`extract_replknet_state_dict` turns any of them into the canonical flat key set of
+:class:`~mmreplk.models.RepLKNetClassifier` (classifier keys kept when present);
+:func:`load_replknet_state_dict` loads that strictly into a backbone or classifier.
+"""
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch.nn as nn
+from mmengine.logging import print_log
+from torch import Tensor
+
+from mmreplk.utils import load_checkpoint_file
+from .reparam import reparameterize_state_dict
+
+StateDict = Dict[str, Tensor]
+CLASSIFIER_PREFIXES = ('norm.', 'head.')
+_STAGE_NORM = re.compile(r'^stages\.\d+\.norm\.')
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`extract_replknet_state_dict` / :func:`load_replknet_state_dict` did."""
+    source_format: str
+    merged: bool
+    num_tensors: int = 0
+    dropped: List[str] = field(default_factory=list)   # present, but not for this model
+    fresh: List[str] = field(default_factory=list)     # kept at their initial value
+    folded: bool = False                                 # re-parameterized on loading
+
+    def summary(self) -> str:
+        parts = [f'{self.source_format} checkpoint'
+                 f'{" (merged form)" if self.merged else ""}: '
+                 f'{self.num_tensors} tensors loaded']
+        if self.folded:
+            parts.append('re-parameterized to the deploy form')
+        if self.dropped:
+            parts.append(f'{len(self.dropped)} unused ({_short(self.dropped)})')
+        if self.fresh:
+            parts.append(f'{len(self.fresh)} freshly initialized ({_short(self.fresh)})')
+        return '; '.join(parts)
+
+
+def _short(keys: List[str], n: int = 6) -> str:
+    return ', '.join(keys[:n]) + (f', ... (+{len(keys) - n})' if len(keys) > n else '')
+
+
+def _unwrap(ckpt: dict) -> StateDict:
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'Expected a checkpoint dict, got {type(ckpt).__name__}')
+    for wrapper in ('state_dict', 'model', 'module'):
+        if isinstance(ckpt.get(wrapper), dict):
+            ckpt = ckpt[wrapper]
+            break
+    sd = {k[len('module.'):] if k.startswith('module.') else k: v
+          for k, v in ckpt.items()}
+    if not sd or not all(isinstance(v, Tensor) for v in sd.values()):
+        raise ValueError('The checkpoint holds no flat state dict of tensors (looked at '
+                         'the top level and the "state_dict" / "model" wrappers)')
+    return sd
+
+
+def extract_replknet_state_dict(ckpt: dict) -> Tuple[StateDict, ConversionReport]:
+    """Return the RepLKNet tensors of ``ckpt`` in the official flat key format."""
+    sd = _unwrap(ckpt)
+    if any(k.startswith('backbone.') for k in sd):
+        out = {k[len('backbone.'):]: v for k, v in sd.items()
+               if k.startswith('backbone.')}
+        others = sorted(k for k in sd if not k.startswith('backbone.'))
+        if 'head.fc.weight' in sd:  # mmpretrain ImageNet classifier
+            fmt = 'mmpretrain'
+            others = [k for k in others if not k.startswith('head.fc.')]
+            out['head.weight'] = sd['head.fc.weight']
+            out['head.bias'] = sd['head.fc.bias']
+            last = max(int(k.split('.')[1]) for k in out if k.startswith('stages.'))
+            norm = f'stages.{last}.norm.'
+            for k in [k for k in out if k.startswith(norm)]:
+                out['norm.' + k[len(norm):]] = out.pop(k)
+        else:
+            fmt = 'downstream'
+    else:
+        fmt, out, others = 'official', sd, []
+    if 'stem.0.conv.weight' not in out:
+        raise ValueError(f'No RepLKNet weights found in the {fmt} checkpoint (no '
+                         f'"stem.0.conv.weight"); first keys: {_short(sorted(sd))}')
+    merged = any('.lkb_reparam.' in k for k in out)
+    report = ConversionReport(fmt, merged, len(out), dropped=others)
+    return out, report
+
+
+def _is_deploy(model: nn.Module) -> bool:
+    return bool(getattr(model, 'deploy', False))
+
+
+def load_replknet_state_dict(model: nn.Module, state_dict: StateDict,
+                             report: Optional[ConversionReport] = None
+                             ) -> ConversionReport:
+    """Load a canonical RepLKNet state dict strictly into a RepLKNet(-Classifier).
+
+    Classifier keys are dropped for a backbone; XL's intermediate output norms, which no
+    ImageNet checkpoint has, stay freshly initialized on a training-form model; a
+    training-form checkpoint given to a deploy model is re-parameterized first. Anything
+    else missing, unexpected or of the wrong shape raises a ValueError that names it.
+    """
+    report = report or ConversionReport('given', False)
+    sd = dict(state_dict)
+    merged = any('.lkb_reparam.' in k for k in sd)
+    if merged and not _is_deploy(model):
+        raise ValueError('The checkpoint is in the merged (re-parameterized) form '
+                         '("lkb_reparam" keys): build the model with deploy=True to '
+                         'load it')
+    if _is_deploy(model) and any(k.endswith('running_mean') for k in sd):
+        sd = reparameterize_state_dict(sd, model.norm_cfg.get('eps', 1e-5))
+        report.folded = True
+    own = model.state_dict()
+    if not any(k.startswith(CLASSIFIER_PREFIXES) for k in own):
+        for k in [k for k in sd if k.startswith(CLASSIFIER_PREFIXES)]:
+            report.dropped.append(k)
+            del sd[k]
+    missing = sorted(set(own) - set(sd))
+    if not _is_deploy(model):
+        report.fresh = [k for k in missing if _STAGE_NORM.match(k)]
+        missing = [k for k in missing if not _STAGE_NORM.match(k)]
+    unexpected = sorted(set(sd) - set(own))
+    wrong = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
+             for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        hint = ''
+        if wrong or (missing and unexpected):
+            width = tuple(sd['stem.0.conv.weight'].shape)[0] if \
+                'stem.0.conv.weight' in sd else '?'
+            hint = (f' The checkpoint looks like another arch (stem width {width} vs '
+                    f'the model\'s {model.channels[0]}, or a different small kernel / '
+                    'number of blocks).')
+        raise ValueError(
+            'RepLKNet checkpoint does not match the model.'
+            + (f'\n  missing keys ({len(missing)}): {_short(missing)}' if missing else '')
+            + (f'\n  unexpected keys ({len(unexpected)}): {_short(unexpected)}'
+               if unexpected else '')
+            + (f'\n  shape mismatches ({len(wrong)}): {_short(wrong, 3)}'
+               if wrong else '') + hint)
+    model.load_state_dict(sd, strict=False)
+    report.num_tensors = len(sd)
+    return report
+
+
+def load_pretrained(model: nn.Module, filename: str, prefix: Optional[str] = None,
+                    map_location: str = 'cpu') -> ConversionReport:
+    """Load a checkpoint file of any supported format into ``model``, strictly.
+
+    ``prefix`` (e.g. ``'backbone.'``) is honoured when the file uses it; official flat
+    and mmpretrain files are recognised without it.
+    """
+    ckpt = load_checkpoint_file(filename, map_location)
+    if prefix and prefix != 'backbone.':
+        sd = _unwrap(ckpt)
+        ckpt = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        if not ckpt:
+            raise ValueError(f'No key of {filename} starts with prefix {prefix!r}')
+    state_dict, report = extract_replknet_state_dict(ckpt)
+    report = load_replknet_state_dict(model, state_dict, report)
+    print_log(f'Loaded {filename}: {report.summary()}', logger='current')
+    return report
+
+
+def infer_arch(state_dict: StateDict) -> dict:
+    """Read the arch dict (layers, channels, kernels, small kernel, ratios) off a
+    canonical state dict, training or merged form."""
+    def stage_keys(i: int) -> List[str]:
+        return [k for k in state_dict if k.startswith(f'stages.{i}.blocks.')]
+
+    layers, channels, kernels = [], [], []
+    small, dw_ratio, i = None, 1.0, 0
+    while stage_keys(i):
+        blocks = {int(k.split('.')[3]) for k in stage_keys(i)}
+        layers.append((max(blocks) + 1) // 2)
+        lk = state_dict.get(f'stages.{i}.blocks.0.large_kernel.lkb_origin.conv.weight',
+                            state_dict.get(f'stages.{i}.blocks.0.large_kernel.'
+                                           'lkb_reparam.weight'))
+        if lk is None:
+            raise ValueError(f'stage {i} has no large-kernel conv weight')
+        kernels.append(int(lk.shape[-1]))
+        pw1 = state_dict[f'stages.{i}.blocks.0.pw1.conv.weight']
+        channels.append(int(pw1.shape[1]))
+        dw_ratio = pw1.shape[0] / pw1.shape[1]
+        sc = state_dict.get(f'stages.{i}.blocks.0.large_kernel.small_conv.conv.weight')
+        if sc is not None:
+            small = int(sc.shape[-1])
+        i += 1
+    if not layers:
+        raise ValueError('No RepLKNet stages found in the state dict')
+    return dict(layers=layers, channels=channels, large_kernel_sizes=kernels,
+                small_kernel=small, dw_ratio=dw_ratio,
+                norm_intermediate_features=any(_STAGE_NORM.match(k)
+                                               for k in state_dict))
+
+
+def arch_name(arch: dict) -> Optional[str]:
+    """The name of the zoo arch equal to ``arch`` (up to its output norms), if any."""
+    from .backbones import RepLKNet
+    keys = ('layers', 'channels', 'large_kernel_sizes', 'small_kernel', 'dw_ratio')
+    for name, zoo in RepLKNet.arch_zoo.items():
+        if all(list(zoo[k]) == list(arch[k]) if isinstance(zoo[k], list)
+               else zoo[k] == arch[k] for k in keys):
+            return name
+    return None

@@ -1,0 +1,3 @@
+from .io import atomic_save, load_checkpoint_file
+
+__all__ = ['atomic_save', 'load_checkpoint_file']
