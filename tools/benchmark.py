@@ -1,0 +1,181 @@
+"""Throughput and memory of RepLKNet backbones: inference and training step, training
+vs deploy form, stock vs fast depthwise conv, against mmseg's Swin-B in the same run.
+
+Examples::
+
+    # CPU targets of the project: batch 1 @224 inference, batch 2 @128 training step
+    python tools/benchmark.py 31B --batch 1 --shape 224 --compare swin-b
+    python tools/benchmark.py 31B --batch 2 --shape 128 --train --no-infer --compare swin-b
+    # the paper's GPU setting (fp32, batch 64), and the depthwise-conv time share
+    python tools/benchmark.py 31B --device cuda --batch 64 --shape 224 --compare swin-b
+    python tools/benchmark.py 31B --profile
+    # the backbone of a config
+    python tools/benchmark.py configs/upernet_replk31b_ade20k.py --shape 512
+
+CONFIG_OR_ARCH is a RepLKNet arch (31B 31L XL 3 7 13 25, or a JSON arch dict) or an
+mmseg/mmdet config whose backbone is measured. Every model is the bare backbone (four
+output stages) for RepLKNet and Swin-B alike. 'stock' is ``dwconv_impl='torch'``
+(PyTorch's F.conv2d), 'fast' the default implementation. Times are medians.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmreplk.analysis.benchmark import (benchmark, build_swin_b,  # noqa: E402
+                                        dwconv_time_share)
+
+IMPLS = {'stock': 'torch', 'fast': 'auto'}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('target', metavar='CONFIG_OR_ARCH')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--shape', type=int, nargs='+', default=[224], help='S or H W')
+    p.add_argument('--amp', action='store_true',
+                   help='autocast (bf16 on CPU, fp16 on CUDA)')
+    p.add_argument('--deploy', action='store_true',
+                   help='inference of the deploy form only (no training form)')
+    p.add_argument('--train', action='store_true',
+                   help='also time a training step (training form)')
+    p.add_argument('--no-infer', action='store_true', help='skip inference timing')
+    p.add_argument('--impls', nargs='+', default=['stock', 'fast'],
+                   choices=sorted(IMPLS), help='depthwise conv paths to measure')
+    p.add_argument('--compare', nargs='*', default=[], choices=['swin-b'],
+                   help='reference models measured in the same run')
+    p.add_argument('--profile', action='store_true',
+                   help='report the share of inference time in large-kernel '
+                        'depthwise convs')
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--iters', type=int, default=10)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threads', type=int, help='torch.set_num_threads')
+    p.add_argument('--json', help='also write the rows to this JSON file')
+    args = p.parse_args(argv)
+    if len(args.shape) not in (1, 2):
+        p.error('--shape takes S or H W')
+    if args.no_infer and not args.train and not args.profile:
+        p.error('nothing to measure')
+    return args
+
+
+def build_replknet(target, impl, deploy):
+    overrides = {} if impl is None else dict(dwconv_impl=impl)
+    if target.endswith('.py'):
+        from mmreplk.analysis.complexity import build_backbone_from_config
+        model = build_backbone_from_config(target, overrides)
+    else:
+        from mmreplk.models import RepLKNet
+        arch = json.loads(target) if target.strip().startswith('{') else target
+        model = RepLKNet(arch=arch, **overrides)
+    if deploy:
+        model.switch_to_deploy()
+    return model
+
+
+def _fmt_mem(mb):
+    return '   n/a' if mb is None else f'{mb:8.0f}'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(args):
+    device = torch.device(args.device)
+    shape = tuple(args.shape) if len(args.shape) == 2 else (args.shape[0], ) * 2
+    if args.target.endswith('.py'):
+        name = osp.splitext(osp.basename(args.target))[0]
+    elif args.target.strip().startswith('{'):
+        name = 'RepLKNet-custom'
+    else:
+        name = f'RepLKNet-{args.target}'
+    forms = ['deploy'] if args.deploy else ['train', 'deploy']
+    modes = [] if args.no_infer else ['infer']
+    if args.train and not args.deploy:
+        modes.append('train')
+    kw = dict(device=device, amp=args.amp, warmup=args.warmup, iters=args.iters)
+
+    rows, shares = [], []
+    for form in forms:
+        for impl_name in args.impls:
+            model = build_replknet(args.target, IMPLS[impl_name], form == 'deploy')
+            for mode in modes:
+                if mode == 'train' and form == 'deploy':
+                    continue
+                r = benchmark(model, args.batch, shape, mode, **kw)
+                rows.append(dict(model=name, form=form, dwconv=impl_name, **r))
+            if args.profile:
+                s = dwconv_time_share(model, args.batch, shape, device=device,
+                                      amp=args.amp, warmup=args.warmup,
+                                      iters=max(args.iters // 2, 1))
+                shares.append(dict(model=name, form=form, dwconv=impl_name, **s))
+            del model
+    for ref in args.compare:
+        model = build_swin_b(img_size=max(shape))
+        for mode in modes:
+            r = benchmark(model, args.batch, shape, mode, **kw)
+            rows.append(dict(model='Swin-B (mmseg)', form='-', dwconv='-', **r))
+        del model
+
+    print(f'device {device} ({torch.get_num_threads()} threads), torch '
+          f'{torch.__version__}, batch {args.batch}, input {shape[0]}x{shape[1]}, '
+          f'{"amp" if args.amp else "fp32"}, median of {args.iters} iterations')
+    header = (f'{"model":<22}{"form":<8}{"dwconv":<8}{"mode":<7}{"ms/iter":>10}'
+              f'{"images/s":>10}{"peak MB":>9}')
+    print(header)
+    print('-' * len(header))
+    for r in rows:
+        print(f'{r["model"]:<22}{r["form"]:<8}{r["dwconv"]:<8}{r["mode"]:<7}'
+              f'{1000 * r["median_s"]:>10.1f}{r["images_per_s"]:>10.2f}'
+              f'{_fmt_mem(r["peak_mem_mb"]):>9}')
+
+    ratios = []
+    for mode in modes:
+        ref = [r for r in rows if r['mode'] == mode and r['model'].startswith('Swin')]
+        for r in rows:
+            if r['mode'] != mode or r['model'].startswith('Swin'):
+                continue
+            tag = f'{r["model"]} {r["form"]}/{r["dwconv"]} {mode}'
+            if ref:
+                ratios.append((f'{tag} vs Swin-B',
+                               r['images_per_s'] / ref[0]['images_per_s']))
+            if r['dwconv'] == 'fast':
+                stock = [s for s in rows if s['mode'] == mode and s['dwconv'] == 'stock'
+                         and s['form'] == r['form'] and s['model'] == r['model']]
+                if stock:
+                    ratios.append((f'{tag} vs stock',
+                                   r['images_per_s'] / stock[0]['images_per_s']))
+    if ratios:
+        print('speed ratios (throughput / throughput):')
+        for tag, v in ratios:
+            print(f'  {tag:<58}{v:6.2f}x')
+    if shares:
+        print('share of inference time in large-kernel depthwise convs:')
+        for s in shares:
+            print(f'  {s["model"]} {s["form"]}/{s["dwconv"]}: {100 * s["share"]:.1f}% '
+                  f'({s["num_convs"]} convs, {1000 * s["median_s"]:.1f} ms/forward)')
+    result = dict(rows=rows, ratios=[dict(name=t, ratio=v) for t, v in ratios],
+                  dwconv_share=shares, device=str(device),
+                  threads=torch.get_num_threads())
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2, default=list)
+    return result
+
+
+if __name__ == '__main__':
+    main()
