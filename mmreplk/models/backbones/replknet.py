@@ -281,7 +281,15 @@ class RepLKNet(BaseModule):
                              f'H, W), got {shape}')
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Feature maps of the ``out_indices`` stages.
+
+        On CPU the network runs in channels_last memory format, where oneDNN's 1x1 and
+        depthwise convolutions are several times faster than in NCHW; the outputs are
+        channels_last tensors there (values are unaffected).
+        """
         self._check_input(x)
+        if x.device.type == 'cpu':
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem[0](x)
         for layer in self.stem[1:]:
             x = _run(layer, x, self.with_cp)
