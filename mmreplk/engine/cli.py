@@ -5,6 +5,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, List, Optional
 
+import torch
+import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -63,6 +65,7 @@ def build_runner(cfg: Config) -> Runner:
     the config names a ``runner_type``. mmdet also gets its dynamo cache
     limit set up, as its own tools do."""
     scope = host_scope(cfg)
+    init_cpu_distributed(cfg)
     if scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
@@ -79,3 +82,25 @@ def splits_of(cfg: Config, names: List[str]) -> tuple:
     """The dataloader splits among ``names`` the config actually uses."""
     return tuple(n for n in names
                  if cfg.get(f'{n}_dataloader') and cfg.get(f'{n}_cfg'))
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start the process group of a ``--launcher pytorch`` run without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU-only
+    torch lacks; the runner skips it when the group already exists. The
+    backend must be gloo (``env_cfg.dist_cfg.backend``). DDP on CPU takes no
+    ``device_ids``, so the model wrapper gets ``device_ids=None``.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or (
+            dist.is_initialized()):
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
+    if backend != 'gloo':
+        fail(f'distributed training without CUDA needs the gloo backend, '
+             f'the config has {backend!r}: add --cfg-options '
+             'env_cfg.dist_cfg.backend=gloo')
+    dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel')
+    cfg.model_wrapper_cfg.setdefault('device_ids', None)

@@ -8,14 +8,14 @@ background; the same scenes are written as
 * Cityscapes (``leftImg8bit/{train,val}/<city>/*_leftImg8bit.png`` +
   ``gtFine/.../*_gtFine_labelTrainIds.png``, 255 = ignore),
 * COCO (``{train,val}2017/*.jpg`` + ``annotations/instances_*.json`` with
-  boxes and polygon masks, categories named as COCO's).
+  boxes and polygon masks; the shapes use the first four categories).
 
 Used by the tests and by ``tools/demo.py``; only numpy, OpenCV and json.
 """
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -23,8 +23,6 @@ import numpy as np
 # (colour BGR, texture) per foreground class; class 0 is the background.
 _STYLES = [((40, 160, 40), 'stripes'), ((30, 30, 200), 'dots'),
            ((200, 120, 20), 'checker'), ((20, 200, 220), 'plain')]
-# COCO category (id, name) used for the foreground classes.
-COCO_CATEGORIES = [(1, 'person'), (3, 'car'), (18, 'dog'), (62, 'chair')]
 
 Shape = Tuple[int, np.ndarray]  # (foreground class 1..4, polygon N x 2)
 
@@ -133,25 +131,33 @@ def make_cityscapes(root: str, num_train: int = 4, num_val: int = 2,
 
 def _coco_annotation(ann_id: int, image_id: int, cls: int,
                      pts: np.ndarray) -> dict:
+    # category ids are 1..N in the order of ``categories``
     x0, y0 = pts.min(0)
     x1, y1 = pts.max(0)
     return dict(
         id=ann_id,
         image_id=image_id,
-        category_id=COCO_CATEGORIES[cls - 1][0],
+        category_id=cls,
         segmentation=[pts.astype(float).flatten().tolist()],
         area=float(cv2.contourArea(pts)),
         bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
         iscrowd=0)
 
 
-def make_coco(root: str, num_train: int = 4, num_val: int = 2,
-              size: int = 128, seed: int = 0) -> str:
-    """Write a COCO-layout instance data set (non-overlapping shapes)."""
+def make_coco(root: str, categories: Sequence[str], num_train: int = 4,
+              num_val: int = 2, size: int = 128, seed: int = 0) -> str:
+    """Write a COCO-layout instance data set, one shape per image.
+
+    ``categories`` should be the model's class names (e.g. mmdet's
+    ``CocoDataset.METAINFO['classes']``): the metric maps every predicted
+    label to one of them.
+    """
+    if len(categories) < len(_STYLES):
+        raise ValueError(f'need at least {len(_STYLES)} categories')
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-    categories = [dict(id=i, name=n, supercategory='shape')
-                  for i, n in COCO_CATEGORIES]
+    categories = [dict(id=i + 1, name=n, supercategory='object')
+                  for i, n in enumerate(categories)]
     ann_id = 1
     for split, n in _splits(num_train, num_val).items():
         folder = f'{split}2017'
