@@ -134,12 +134,13 @@ def run(args):
     print(f'device {device} ({torch.get_num_threads()} threads), torch '
           f'{torch.__version__}, batch {args.batch}, input {shape[0]}x{shape[1]}, '
           f'{"amp" if args.amp else "fp32"}, median of {args.iters} iterations')
-    header = (f'{"model":<22}{"form":<8}{"dwconv":<8}{"mode":<7}{"ms/iter":>10}'
+    wid = max([len(r['model']) for r in rows] + [5]) + 2
+    header = (f'{"model":<{wid}}{"form":<8}{"dwconv":<8}{"mode":<7}{"ms/iter":>10}'
               f'{"images/s":>10}{"peak MB":>9}')
     print(header)
     print('-' * len(header))
     for r in rows:
-        print(f'{r["model"]:<22}{r["form"]:<8}{r["dwconv"]:<8}{r["mode"]:<7}'
+        print(f'{r["model"]:<{wid}}{r["form"]:<8}{r["dwconv"]:<8}{r["mode"]:<7}'
               f'{1000 * r["median_s"]:>10.1f}{r["images_per_s"]:>10.2f}'
               f'{_fmt_mem(r["peak_mem_mb"]):>9}')
 
