@@ -111,11 +111,12 @@ def run(args):
 
     rows, shares = [], []
     for form in forms:
+        form_modes = [m for m in modes if not (m == 'train' and form == 'deploy')]
+        if not form_modes and not args.profile:
+            continue
         for impl_name in args.impls:
             model = build_replknet(args.target, IMPLS[impl_name], form == 'deploy')
-            for mode in modes:
-                if mode == 'train' and form == 'deploy':
-                    continue
+            for mode in form_modes:
                 r = benchmark(model, args.batch, shape, mode, **kw)
                 rows.append(dict(model=name, form=form, dwconv=impl_name, **r))
             if args.profile:
