@@ -200,3 +200,35 @@ def test_analyze_erf_tool(tmp_path, capsys):
                             ['--titles', 'a', 'b', '--out-dir', str(tmp_path / 'cmp')])
     assert sorted(res2) == ['a', 'b']
     assert osp.isfile(tmp_path / 'cmp' / 'erf_comparison.png')
+
+
+def test_load_backbone_weights(tmp_path):
+    """--checkpoint: RepLKNet files through the format converter, other backbones by key
+    (prefixes removed, head keys ignored, missing keys an error)."""
+    import analyze_erf
+    from mmreplk.models import RepLKNet
+    src = RepLKNet(arch=TINY_ARCH, out_indices=(3, ))
+    for p in src.state_dict().values():
+        if p.is_floating_point():
+            p.copy_(torch.randn_like(p).abs())
+    path = str(tmp_path / 'replk.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}},
+               path)
+    dst = analyze_erf.build_named_model(json.dumps(TINY_ARCH))
+    analyze_erf.load_backbone_weights(dst, path)
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+
+    res = analyze_erf.build_named_model('resnet18')
+    sd = {f'module.{k}': torch.randn_like(v.float()).to(v.dtype)
+          for k, v in res.state_dict().items()}
+    sd['module.fc.weight'] = torch.zeros(10, 512)
+    torch.save(sd, str(tmp_path / 'r18.pth'))
+    res2 = analyze_erf.build_named_model('resnet18')
+    analyze_erf.load_backbone_weights(res2, str(tmp_path / 'r18.pth'))
+    assert all(torch.equal(res2.state_dict()[k[7:]], v) for k, v in sd.items()
+               if k != 'module.fc.weight')
+    del sd['module.conv1.weight']
+    torch.save(sd, str(tmp_path / 'bad.pth'))
+    with pytest.raises(KeyError, match='not in'):
+        analyze_erf.load_backbone_weights(res2, str(tmp_path / 'bad.pth'))
