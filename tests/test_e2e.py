@@ -1,0 +1,238 @@
+"""End to end through the real CLI: tools/train.py then tools/test.py with a
+tiny RepLKNet on tiny synthetic data sets in the real formats, for every
+config family; tools/dist_train.sh with 2 CPU processes; bad input."""
+import math
+import os
+import re
+import socket
+
+from conftest import run_tool
+
+TINY_ARCH = {
+    'model.backbone.arch._delete_': 'True',
+    'model.backbone.arch.layers': '[1,1,1,1]',
+    'model.backbone.arch.channels': '[8,16,16,16]',
+    'model.backbone.arch.large_kernel_sizes': '[7,7,5,5]',
+    'model.backbone.arch.small_kernel': '3',
+    'model.backbone.arch.dw_ratio': '1',
+    'model.backbone.with_cp': 'False',
+    'model.backbone.init_cfg': 'None',
+}
+
+
+def _loaders(root: str) -> dict:
+    opts = {}
+    for split in ('train', 'val', 'test'):
+        opts.update({
+            f'{split}_dataloader.dataset.data_root': root,
+            f'{split}_dataloader.num_workers': '0',
+            f'{split}_dataloader.persistent_workers': 'False',
+        })
+    return opts
+
+
+def seg_options(root: str, iters: int = 2) -> dict:
+    """Tiny UPerNet at 64x64, ``iters`` iterations, validation at the end."""
+    opts = dict(TINY_ARCH, **_loaders(root))
+    opts.update({
+        'model.decode_head.in_channels': '[8,16,16,16]',
+        'model.decode_head.channels': '16',
+        'model.auxiliary_head.in_channels': '16',
+        'model.auxiliary_head.channels': '8',
+        'model.data_preprocessor.size': '(64,64)',
+        'train_dataloader.batch_size': '2',
+        'train_dataloader.dataset.pipeline.2.scale': '(64,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size': '(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale': '(64,64)',
+        'test_dataloader.dataset.pipeline.1.scale': '(64,64)',
+        'train_cfg.max_iters': str(iters),
+        'train_cfg.val_interval': str(iters),
+        'default_hooks.checkpoint.interval': str(iters),
+        'default_hooks.logger.interval': '1',
+    })
+    return opts
+
+
+def det_options(root: str, scale_keys: list, score_key: str) -> dict:
+    """Tiny detector at 128x128, one epoch of 2 iterations."""
+    opts = dict(TINY_ARCH, **_loaders(root))
+    ann = os.path.join(root, 'annotations', 'instances_val2017.json')
+    opts.update({k: '[(128,128)]' for k in scale_keys})
+    opts.update({
+        'model.neck.in_channels': '[8,16,16,16]',
+        'val_dataloader.dataset.pipeline.1.scale': '(128,128)',
+        'test_dataloader.dataset.pipeline.1.scale': '(128,128)',
+        'val_evaluator.ann_file': ann,
+        'test_evaluator.ann_file': ann,
+        'train_cfg.max_epochs': '1',
+        'default_hooks.logger.interval': '1',
+        # An untrained model scores below the 0.05 default: keep every box
+        # so that COCO evaluation has something to score.
+        score_key: '0.0',
+    })
+    return opts
+
+
+DETR_AUG = [
+    'train_dataloader.dataset.pipeline.3.transforms.0.0.scales',
+    'train_dataloader.dataset.pipeline.3.transforms.1.0.scales',
+    'train_dataloader.dataset.pipeline.3.transforms.1.2.scales',
+]
+
+
+def cascade_options(root: str) -> dict:
+    """Tiny Cascade (Mask) R-CNN: few proposals and RoIs (the 4conv1fc heads
+    on the default 1000-2000 proposals take a minute per image on CPU)."""
+    opts = det_options(root, DETR_AUG, 'model.test_cfg.rcnn.score_thr')
+    opts.update({
+        'model.train_cfg.rpn_proposal.max_per_img': '64',
+        'model.test_cfg.rpn.max_per_img': '32',
+        'model.test_cfg.rcnn.max_per_img': '20',
+    })
+    opts.update({f'model.train_cfg.rcnn.{i}.sampler.num': '32'
+                 for i in range(3)})
+    return opts
+
+
+def _numbers(log: str, keys: list) -> dict:
+    found = {}
+    for key in keys:
+        m = re.findall(rf'{re.escape(key)}: (-?[\d.]+|nan)', log)
+        assert m, f'{key} not in the output:\n{log[-3000:]}'
+        found[key] = float(m[-1])
+    return found
+
+
+def _train_and_test(config: str, options: dict, work_dir: str,
+                    ckpt: str, metrics: list) -> dict:
+    train = run_tool('train.py', f'configs/{config}', '--work-dir', work_dir,
+                     options=options)
+    assert train.returncode == 0, train.stderr[-4000:]
+    path = os.path.join(work_dir, ckpt)
+    assert os.path.isfile(path), os.listdir(work_dir)
+    test = run_tool('test.py', f'configs/{config}', path, '--work-dir',
+                    os.path.join(work_dir, 'test'), options=options)
+    assert test.returncode == 0, test.stderr[-4000:]
+    values = _numbers(test.stdout + test.stderr, metrics)
+    assert all(math.isfinite(v) for v in values.values()), values
+    return values
+
+
+def test_upernet_ade20k(ade20k_root, tmp_path):
+    values = _train_and_test('upernet_replk31b_ade20k.py',
+                             seg_options(ade20k_root), str(tmp_path),
+                             'iter_2.pth', ['mIoU', 'aAcc'])
+    assert 0 <= values['mIoU'] <= 100
+
+
+def test_upernet_cityscapes(cityscapes_root, tmp_path):
+    opts = seg_options(cityscapes_root)
+    # sliding-window inference, as the config, on windows smaller than
+    # the image
+    opts.update({'model.test_cfg.crop_size': '(48,48)',
+                 'model.test_cfg.stride': '(32,32)'})
+    values = _train_and_test('upernet_replk31b_cityscapes.py', opts,
+                             str(tmp_path), 'iter_2.pth', ['mIoU'])
+    assert 0 <= values['mIoU'] <= 100
+
+
+def test_fcos(coco_root, tmp_path):
+    opts = det_options(coco_root,
+                       ['train_dataloader.dataset.pipeline.2.scales'],
+                       'model.test_cfg.score_thr')
+    _train_and_test('fcos_replk31b_coco.py', opts, str(tmp_path),
+                    'epoch_1.pth', ['coco/bbox_mAP', 'coco/bbox_mAP_50'])
+
+
+def test_cascade_rcnn(coco_root, tmp_path):
+    opts = cascade_options(coco_root)
+    _train_and_test('cascade_rcnn_replk31b_coco.py', opts, str(tmp_path),
+                    'epoch_1.pth', ['coco/bbox_mAP'])
+
+
+def test_cascade_mask_rcnn(coco_root, tmp_path):
+    opts = cascade_options(coco_root)
+    _train_and_test('cascade_mask_rcnn_replk31b_coco.py', opts,
+                    str(tmp_path), 'epoch_1.pth',
+                    ['coco/bbox_mAP', 'coco/segm_mAP'])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_dist_train_two_cpu_processes(ade20k_root, tmp_path):
+    opts = seg_options(ade20k_root)
+    # gloo on CPU; SyncBN synchronizes CUDA tensors only, so plain BN here.
+    opts.update({
+        'env_cfg.dist_cfg.backend': 'gloo',
+        'model.backbone.norm_cfg.type': 'BN',
+        'model.decode_head.norm_cfg.type': 'BN',
+        'model.auxiliary_head.norm_cfg.type': 'BN',
+        'train_dataloader.batch_size': '2',
+    })
+    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    result = run_tool('dist_train.sh', 'configs/upernet_replk31b_ade20k.py',
+                      '2', '--work-dir', str(tmp_path), options=opts,
+                      env=env)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert 'Iter(train) [2/2]' in log
+    assert os.path.isfile(tmp_path / 'iter_2.pth')
+
+
+# ---- bad input: one clear line, no traceback ----
+
+def _assert_clear_error(result, *phrases):
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr[-3000:]
+
+
+def test_missing_data_root(tmp_path):
+    result = run_tool(
+        'train.py', 'configs/upernet_replk31b_ade20k.py', '--work-dir',
+        str(tmp_path), options={
+            'train_dataloader.dataset.data_root': str(tmp_path / 'nowhere')
+        })
+    _assert_clear_error(result, 'data set not found', 'nowhere',
+                        'ADEChallengeData2016.zip')
+
+
+def test_missing_coco_annotations(tmp_path):
+    result = run_tool('test.py', 'configs/cascade_mask_rcnn_replk31b_coco.py',
+                      __file__, '--work-dir', str(tmp_path))
+    _assert_clear_error(result, 'data set not found', 'cocodataset.org')
+
+
+def test_missing_checkpoint(ade20k_root, tmp_path):
+    result = run_tool('test.py', 'configs/upernet_replk31b_ade20k.py',
+                      str(tmp_path / 'missing.pth'),
+                      options=_loaders(ade20k_root))
+    _assert_clear_error(result, 'checkpoint not found', 'missing.pth')
+
+
+def test_missing_pretrained_weights(ade20k_root, tmp_path):
+    result = run_tool('train.py', 'configs/upernet_replk31b-in22k_ade20k-640.py',
+                      '--work-dir', str(tmp_path),
+                      options=_loaders(ade20k_root))
+    _assert_clear_error(result, 'pretrain/replknet-31B_in22k.pth',
+                        'tools/convert_checkpoint.py')
+
+
+def test_unknown_backbone_argument(ade20k_root, tmp_path):
+    result = run_tool('train.py', 'configs/upernet_replk31b_ade20k.py',
+                      '--work-dir', str(tmp_path), options={
+                          'model.backbone.kernel_szie': '31',
+                          **_loaders(ade20k_root)
+                      })
+    _assert_clear_error(result, 'model.backbone', 'kernel_szie')
+
+
+def test_missing_config():
+    result = run_tool('train.py', 'configs/no_such_config.py')
+    _assert_clear_error(result, 'config file not found')

@@ -1,0 +1,101 @@
+"""Checkpoints: atomic writes, safe loading on torch >= 2.6, and resuming a
+killed training run at the right iteration with its optimizer state."""
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT
+from mmengine.fileio import get_file_backend
+from test_e2e import seg_options
+
+from mmreplk.engine import AtomicLocalBackend, latest_checkpoint
+
+
+def test_atomic_backend_keeps_old_file_on_failed_write(tmp_path):
+    backend = get_file_backend(backend_args=dict(backend='atomic_local'))
+    assert isinstance(backend, AtomicLocalBackend)
+    path = tmp_path / 'sub' / 'iter_2.pth'
+    backend.put(b'complete', path)
+    with pytest.raises(TypeError):
+        backend.put(object(), path)  # fails half-way through the write
+    assert path.read_bytes() == b'complete'
+    assert os.listdir(path.parent) == ['iter_2.pth']  # no temp file left
+
+
+def test_latest_checkpoint_skips_a_dangling_pointer(tmp_path):
+    for i in (2, 4):
+        (tmp_path / f'iter_{i}.pth').write_bytes(b'x')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_6.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+    assert latest_checkpoint(str(tmp_path / 'empty')) is None
+
+
+def test_weights_only_refuses_other_getattr():
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    class Sneaky:
+
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, '__init__'))
+
+    buf = io.BytesIO()
+    torch.save({'x': Sneaky()}, buf)
+    buf.seek(0)
+    with pytest.raises(Exception, match='getattr'):
+        torch.load(buf)
+
+
+def _train_cmd(root, work_dir, iters, resume=False):
+    opts = seg_options(root, iters)
+    opts.update({
+        'default_hooks.checkpoint.interval': '2',
+        'train_cfg.val_interval': '1000',
+    })
+    cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'),
+           'configs/upernet_replk31b_ade20k.py', '--work-dir', work_dir]
+    if resume:
+        cmd.append('--resume')
+    return cmd + ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+
+
+def test_killed_run_resumes_at_last_checkpoint(ade20k_root, tmp_path):
+    work_dir = str(tmp_path)
+    proc = subprocess.Popen(
+        _train_cmd(ade20k_root, work_dir, 1000), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            last = latest_checkpoint(work_dir)
+            if last and int(re.search(r'iter_(\d+)', last)[1]) >= 4:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail('training never reached a checkpoint')
+    finally:
+        proc.send_signal(signal.SIGKILL)  # crash: no clean-up runs
+        proc.wait()
+
+    killed_at = int(re.search(r'iter_(\d+)', latest_checkpoint(work_dir))[1])
+    target = killed_at + 2
+    resumed = subprocess.run(
+        _train_cmd(ade20k_root, work_dir, target, resume=True), cwd=ROOT,
+        capture_output=True, text=True, timeout=240)
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-4000:]
+    assert f'resumed epoch: 0, iter: {killed_at}' in log, log[-4000:]
+    assert re.search(rf'Iter\(train\) \[\s*{killed_at + 1}/{target}\]', log)
+    assert not re.search(rf'Iter\(train\) \[\s*1/{target}\]', log)
+
+    ckpt = torch.load(os.path.join(work_dir, f'iter_{target}.pth'))
+    assert ckpt['meta']['iter'] == target
+    steps = {int(s['step']) for s in ckpt['optimizer']['state'].values()}
+    assert steps == {target}  # AdamW state carried over the interruption
