@@ -9,7 +9,7 @@ _base_ = ['mmdet::fcos/fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.py']
 # What ./_base_/det_runtime.py sets (mmdet's FCOS config already brings the
 # default runtime, so it cannot be a second base).
 custom_imports = dict(
-    imports=['mmreplk', 'mmreplk.engine'], allow_failed_imports=False)
+    imports=['mmreplk'], allow_failed_imports=False)
 default_hooks = dict(
     checkpoint=dict(
         interval=1, max_keep_ckpts=3,

@@ -2,7 +2,7 @@
 # atomic checkpoints (mmreplk's 'atomic_local' file backend, last 3 kept).
 _base_ = ['mmdet::_base_/default_runtime.py']
 custom_imports = dict(
-    imports=['mmreplk', 'mmreplk.engine'], allow_failed_imports=False)
+    imports=['mmreplk'], allow_failed_imports=False)
 
 default_hooks = dict(
     checkpoint=dict(

@@ -12,9 +12,8 @@
   file stays as restricted as before.
 """
 import os
-import re
 import os.path as osp
-import tempfile
+import re
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -23,26 +22,15 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 
+from mmreplk.utils import atomic_write
+
 
 class AtomicLocalBackend(LocalBackend):
     """Local file backend whose writes are atomic (temp file + os.replace)."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
         """Write ``obj`` to ``filepath`` atomically, creating its folder."""
-        folder = osp.dirname(osp.abspath(filepath))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filepath)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(obj, str(filepath))
 
     def put_text(self,
                  obj: str,
@@ -68,8 +56,9 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 def allow_runner_checkpoints() -> None:
     """Allow-list the globals of mmengine runner checkpoints for
     ``torch.load(weights_only=True)`` (idempotent)."""
-    numpy_types = [np.ndarray, np.dtype, np._core.multiarray._reconstruct,
-                   np._core.multiarray.scalar]
+    core = getattr(np, '_core', None) or np.core  # numpy 2 / numpy 1
+    numpy_types = [np.ndarray, np.dtype, core.multiarray._reconstruct,
+                   core.multiarray.scalar]
     numpy_types += [getattr(np.dtypes, n) for n in dir(np.dtypes)
                     if n.endswith('DType')]
     torch.serialization.add_safe_globals(

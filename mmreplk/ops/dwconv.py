@@ -130,6 +130,10 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
     if backend is dwconv_cpu and dwconv_cpu.prefers_stock(x, weight):
         return _stock(x, weight, bias)
     with torch.autocast(device_type, enabled=False):
+        needs_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, weight, bias))
+        if not needs_grad:  # inference: skip the autograd node
+            return backend.forward(x, weight, bias)
         return _DepthwiseConvFn.apply(x, weight, bias, backend)
 
 

@@ -1,3 +1,3 @@
-from .io import atomic_save, load_checkpoint_file
+from .io import atomic_save, atomic_write, load_checkpoint_file
 
-__all__ = ['atomic_save', 'load_checkpoint_file']
+__all__ = ['atomic_save', 'atomic_write', 'load_checkpoint_file']

@@ -1,4 +1,5 @@
 """Checkpoint file I/O: atomic writes and loads with clear errors."""
+import io
 import os
 import pickle
 import re
@@ -9,17 +10,18 @@ from typing import Any
 import torch
 
 
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+def atomic_write(data: bytes, path: str) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
 
     A crash mid-write leaves any earlier file at ``path`` intact.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp',
+                               dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -27,6 +29,13 @@ def atomic_save(obj: Any, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`atomic_write`)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(buffer.getvalue(), path)
 
 
 def load_checkpoint_file(path: str, map_location: str = 'cpu') -> Any:
