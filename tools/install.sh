@@ -146,7 +146,7 @@ if [ "${HAVE[mmcv]:-None}" != "$MMCV_VERSION" ] || [ "${HAVE[mmcv_ops]:-None}" !
      && command -v nvcc >/dev/null 2>&1; then
     export FORCE_CUDA=1; say "CUDA torch and nvcc found: building mmcv's CUDA ops too"
   fi
-  say "building mmcv $MMCV_VERSION with compiled ops from source: this takes about 15 minutes on 2 cores"
+  say "building mmcv $MMCV_VERSION with compiled ops from source: about 15 minutes on 2 cores (a minute if pip's cache holds the wheel)"
   say "(pip keeps the built wheel in its cache, so later installs are quick)"
   export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}
   ( while sleep 60; do say "... still building mmcv ($(( ($(date +%s) - START) / 60 )) min elapsed)"; done ) &
