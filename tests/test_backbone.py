@@ -181,3 +181,17 @@ def test_wrong_input_channels():
         model(torch.randn(1, 4, 32, 32))
     with pytest.raises(ValueError, match='got'):
         model(torch.randn(3, 32, 32))
+
+
+def test_memory_format_default_on_cpu_and_override():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 48, 48)
+    auto = RepLKNet(arch=TINY).eval()
+    nchw = RepLKNet(arch=TINY, channels_last=False).eval()
+    nchw.load_state_dict(auto.state_dict())
+    with torch.no_grad():
+        a, b = auto(x), nchw(x)
+    assert all(o.is_contiguous(memory_format=torch.channels_last) for o in a)
+    assert all(o.is_contiguous() for o in b)
+    for o1, o2 in zip(a, b):
+        assert torch.allclose(o1, o2, atol=1e-5)

@@ -14,8 +14,10 @@ Examples::
 
 CONFIG_OR_ARCH is a RepLKNet arch (31B 31L XL 3 7 13 25, or a JSON arch dict) or an
 mmseg/mmdet config whose backbone is measured. Every model is the bare backbone (four
-output stages) for RepLKNet and Swin-B alike. 'stock' is ``dwconv_impl='torch'``
-(PyTorch's F.conv2d), 'fast' the default implementation. Times are medians.
+output stages) for RepLKNet and Swin-B alike. 'stock' is the path the reference
+implementations (mmpretrain, official) run: NCHW and PyTorch's F.conv2d
+(``dwconv_impl='torch', channels_last=False``); 'fast' is mmreplk's default (fast
+depthwise conv; channels_last on CPU). Times are medians.
 """
 import argparse
 import json
@@ -29,7 +31,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmreplk.analysis.benchmark import (benchmark, build_swin_b,  # noqa: E402
                                         dwconv_time_share)
 
-IMPLS = {'stock': 'torch', 'fast': 'auto'}
+# 'stock': the path of the reference implementations (mmpretrain, official): NCHW and
+# F.conv2d; 'fast': mmreplk's defaults (fast depthwise conv, channels_last on CPU).
+IMPLS = {'stock': dict(dwconv_impl='torch', channels_last=False), 'fast': {}}
 
 
 def parse_args(argv=None):
@@ -65,8 +69,7 @@ def parse_args(argv=None):
     return args
 
 
-def build_replknet(target, impl, deploy):
-    overrides = {} if impl is None else dict(dwconv_impl=impl)
+def build_replknet(target, overrides, deploy):
     if target.endswith('.py'):
         from mmreplk.analysis.complexity import build_backbone_from_config
         model = build_backbone_from_config(target, overrides)

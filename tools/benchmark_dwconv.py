@@ -6,7 +6,7 @@ channels_last inputs), and prints ms, speedups and GFLOP/s (FLOPs = 2 x MACs of 
 inside the image; forward+backward counts three times that). On CUDA it also prints the
 fraction of the fp32-FMA roofline (SMs x 128 FMA/clk x 1.98 GHz unless --peak-tflops).
 The end-to-end line times one RepLKNet-31B training step (forward, backward of the summed
-outputs, SGD step) with ``dwconv_impl='torch'`` vs the default.
+outputs, SGD step) the stock way (NCHW, F.conv2d) vs mmreplk's defaults.
 
     python tools/benchmark_dwconv.py --device cpu --shapes 31b-512 31b-224
     python tools/benchmark_dwconv.py --device cuda --dtype bf16 fp32
@@ -96,10 +96,12 @@ def bench_shape(n, c, h, k, dtype, device, repeats):
     return res
 
 
-def train_step_ms(impl, device, dtype, batch, size, repeats):
-    """Median ms of one RepLKNet-31B training step with the given dwconv_impl."""
+def train_step_ms(stock, device, dtype, batch, size, repeats):
+    """Median ms of one RepLKNet-31B training step, stock (NCHW and F.conv2d, as the
+    reference implementations run it) or with mmreplk's defaults."""
     from mmreplk.models import RepLKNet
-    model = RepLKNet(arch='31B', dwconv_impl=impl).to(device)
+    kwargs = dict(dwconv_impl='torch', channels_last=False) if stock else {}
+    model = RepLKNet(arch='31B', **kwargs).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 3, size, size, device=device)
 
@@ -164,8 +166,8 @@ def main():
         size = args.e2e_size or (256 if device == 'cpu' else 512)
         dtype = torch.float32 if device == 'cpu' else torch.bfloat16
         reps = 1 if device == 'cpu' else 5
-        stock = train_step_ms('torch', device, dtype, batch, size, reps)
-        fast = train_step_ms(None, device, dtype, batch, size, reps)
+        stock = train_step_ms(True, device, dtype, batch, size, reps)
+        fast = train_step_ms(False, device, dtype, batch, size, reps)
         print(f'RepLKNet-31B train step, batch {batch} @{size}, {str(dtype)[6:]}: '
               f'stock {stock:.0f} ms, fast {fast:.0f} ms, speedup {stock / fast:.2f}x')
 

@@ -76,6 +76,18 @@ def in_scope(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and x.dtype in (torch.float32, torch.float16, torch.bfloat16))
 
 
+def crop_to_map(weight: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The central (min(Kh, 2H-1), min(Kw, 2W-1)) taps of ``weight``: on an H x W map,
+    taps further than H-1 rows (W-1 columns) from the centre never meet the image, so the
+    'same' convolution is unchanged (a view: their gradient is zero, as it should be)."""
+    kh, kw = weight.shape[-2:]
+    ch, cw = min(kh, 2 * h - 1), min(kw, 2 * w - 1)
+    if (ch, cw) == (kh, kw):
+        return weight
+    top, left = (kh - ch) // 2, (kw - cw) // 2
+    return weight[..., top:top + ch, left:left + cw]
+
+
 class _DepthwiseConvFn(torch.autograd.Function):
 
     @staticmethod
@@ -126,6 +138,7 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
         bias = bias.to(dtype) if bias is not None else None
     if backend_name == 'torch' or not in_scope(x, weight):
         return _stock(x, weight, bias)
+    weight = crop_to_map(weight, x.shape[-2], x.shape[-1])
     backend = _triton_backend() if backend_name == 'triton' else dwconv_cpu
     if backend is dwconv_cpu and dwconv_cpu.prefers_stock(x, weight):
         return _stock(x, weight, bias)

@@ -123,6 +123,8 @@ class RepLKNet(BaseModule):
         norm_eval: Keep every BN in eval mode while training.
         deploy: Build the re-parameterized (BN-free) form directly.
         dwconv_impl: Implementation of the depthwise convs (see :mod:`mmreplk.ops`).
+        channels_last: Run in channels_last memory format; default (None): on CPU, where
+            oneDNN's 1x1 and depthwise convs are several times faster in it than in NCHW.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=...,
             prefix=...)`` accepts official, mmpretrain, downstream and converted files.
     """
@@ -153,6 +155,7 @@ class RepLKNet(BaseModule):
                  norm_eval: bool = False,
                  deploy: bool = False,
                  dwconv_impl: Optional[str] = None,
+                 channels_last: Optional[bool] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         settings = self._resolve_arch(arch)
@@ -183,6 +186,7 @@ class RepLKNet(BaseModule):
         self.norm_eval = norm_eval
         self.deploy = deploy
         self.dwconv_impl = dwconv_impl
+        self.channels_last = channels_last
         self._build_layers()
         self._freeze_stages()
 
@@ -281,14 +285,11 @@ class RepLKNet(BaseModule):
                              f'H, W), got {shape}')
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Feature maps of the ``out_indices`` stages.
-
-        On CPU the network runs in channels_last memory format, where oneDNN's 1x1 and
-        depthwise convolutions are several times faster than in NCHW; the outputs are
-        channels_last tensors there (values are unaffected).
-        """
+        """Feature maps of the ``out_indices`` stages (channels_last tensors when the
+        network runs in that format; the values do not depend on it)."""
         self._check_input(x)
-        if x.device.type == 'cpu':
+        cl = self.channels_last
+        if cl or (cl is None and x.device.type == 'cpu'):
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem[0](x)
         for layer in self.stem[1:]:
