@@ -1,6 +1,6 @@
 # RepLKNet-31B (ImageNet-1K, 224) + Cascade R-CNN (boxes only), COCO, 3x,
 # DETR-style multi-scale + crop augmentation: the Cascade Mask R-CNN set-up
-# without the mask branch. Assumes 8 GPUs x 2 images = batch 16, 36 epochs.
+# without the mask branch. Assumes 8 GPUs x 1 image = batch 8, 36 epochs.
 _base_ = [
     './_base_/cascade_mask_rcnn_replk31b_fpn.py',
     './_base_/coco_instance_detr_aug.py', './_base_/det_schedule_3x.py',

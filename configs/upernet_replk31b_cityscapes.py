@@ -1,9 +1,10 @@
 # RepLKNet-31B (ImageNet-1K, 224) + UPerNet on Cityscapes, 769x769 crops,
 # align_corners=True, sliding-window test (769, stride 513).
 # Paper: 83.1 / 83.5 mIoU.
-# Assumes 8 GPUs x 4 images (batch 32) x 80k iterations = 2.56M training
-# samples (the paper's 80k-equivalent). On other set-ups keep 2.56M samples and
-# pass --auto-scale-lr.
+# Assumes 8 GPUs x 2 images (batch 16) x 80k iterations = 1.28M training
+# samples, the paper's "80k-equivalent" (the authors ran 32 GPUs x 2 images x 20k
+# iterations, the same 1.28M samples, at lr 2e-4). On other set-ups keep 1.28M
+# samples and pass --auto-scale-lr.
 _base_ = [
     './_base_/upernet_replk31b.py',
     'mmseg::_base_/datasets/cityscapes_769x769.py', './_base_/seg_runtime.py'
@@ -15,7 +16,8 @@ model = dict(
     decode_head=dict(num_classes=19, align_corners=True),
     auxiliary_head=dict(num_classes=19, align_corners=True),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(513, 513)))
-train_dataloader = dict(batch_size=4)
+train_dataloader = dict(batch_size=2)
+auto_scale_lr = dict(base_batch_size=16)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
          end=1500),

@@ -71,7 +71,7 @@ def test_config_settings(name):
         assert cfg.train_cfg.max_iters == iters
         assert cfg.param_scheduler[-1].end == iters
         # the paper's total number of training samples
-        assert _samples(cfg) == (2_560_000 if 'cityscapes' in name else
+        assert _samples(cfg) == (1_280_000 if 'cityscapes' in name else
                                  5_120_000)
         train_types = [t.type for t in cfg.train_dataloader.dataset.pipeline]
         assert 'RandomCrop' in train_types  # not the test pipeline
@@ -87,6 +87,7 @@ def test_config_settings(name):
                    and h.norm_cfg.type == 'SyncBN'
                    and h.loss_bbox.type == 'GIoULoss' for h in heads)
         assert optimizer.lr == 4e-4
+        assert cfg.train_dataloader.batch_size == 1  # as the official configs
         assert ('mask_head' in cfg.model.roi_head and
                 cfg.model.roi_head.mask_head is not None) == ('mask' in name)
     if name.startswith('fcos'):

@@ -35,4 +35,5 @@ train_pipeline = [
         ]),
     dict(type='PackDetInputs')
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# 1 image per GPU, as the official Cascade configs (samples_per_gpu=1).
+train_dataloader = dict(batch_size=1, dataset=dict(pipeline=train_pipeline))

@@ -24,5 +24,5 @@ optim_wrapper = dict(
         betas=(0.9, 0.999),
         weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.))
-# lr 4e-4 is for a total batch of 16 images; --auto-scale-lr rescales it.
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+# lr 4e-4 is for a total batch of 8 images (8 GPUs x 1); --auto-scale-lr rescales it.
+auto_scale_lr = dict(enable=False, base_batch_size=8)
