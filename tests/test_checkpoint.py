@@ -10,7 +10,6 @@ from official_format import ARCHS, TINY, official_shapes, random_state_dict
 from mmreplk.models import (RepLKNet, RepLKNetClassifier,
                             extract_replknet_state_dict, load_pretrained,
                             reparameterize_state_dict)
-from mmreplk.utils import atomic_save
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,6 @@ Formats recognised (DESIGN.md section 4):
 :class:`~mmreplk.models.RepLKNetClassifier` (classifier keys kept when present);
 :func:`load_replknet_state_dict` loads that strictly into a backbone or classifier.
 """
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -22,11 +21,10 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmreplk.utils import load_checkpoint_file
-from .reparam import reparameterize_state_dict
+from .reparam import STAGE_NORM, reparameterize_state_dict
 
 StateDict = Dict[str, Tensor]
 CLASSIFIER_PREFIXES = ('norm.', 'head.')
-_STAGE_NORM = re.compile(r'^stages\.\d+\.norm\.')
 
 
 @dataclass
@@ -130,8 +128,8 @@ def load_replknet_state_dict(model: nn.Module, state_dict: StateDict,
             del sd[k]
     missing = sorted(set(own) - set(sd))
     if not _is_deploy(model):
-        report.fresh = [k for k in missing if _STAGE_NORM.match(k)]
-        missing = [k for k in missing if not _STAGE_NORM.match(k)]
+        report.fresh = [k for k in missing if STAGE_NORM.match(k)]
+        missing = [k for k in missing if not STAGE_NORM.match(k)]
     unexpected = sorted(set(sd) - set(own))
     wrong = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
              for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
@@ -202,7 +200,7 @@ def infer_arch(state_dict: StateDict) -> dict:
         raise ValueError('No RepLKNet stages found in the state dict')
     return dict(layers=layers, channels=channels, large_kernel_sizes=kernels,
                 small_kernel=small, dw_ratio=dw_ratio,
-                norm_intermediate_features=any(_STAGE_NORM.match(k)
+                norm_intermediate_features=any(STAGE_NORM.match(k)
                                                for k in state_dict))
 
 

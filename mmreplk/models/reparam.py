@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 StateDict = Dict[str, Tensor]
-_STAGE_NORM = re.compile(r'^stages\.\d+\.norm\.running_mean$')
+STAGE_NORM = re.compile(r'^stages\.\d+\.norm\.')  # XL's output norms
 BN_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var',
                'num_batches_tracked')
 
@@ -119,7 +119,7 @@ def reparameterize_state_dict(state_dict: StateDict,
             _set(sd, p + 'pw1.conv.bias', b, weight)
 
     # 4. intermediate output norms (stages.i.norm) -> depthwise 1x1 affine conv
-    for key in [k for k in sd if _STAGE_NORM.match(k)]:
+    for key in [k for k in sd if STAGE_NORM.match(k) and k.endswith('.running_mean')]:
         p = key[:-len('running_mean')]
         like = sd[key]
         scale, shift = bn_scale_shift(sd, p, eps)

@@ -140,7 +140,7 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
         return _stock(x, weight, bias)
     weight = crop_to_map(weight, x.shape[-2], x.shape[-1])
     backend = _triton_backend() if backend_name == 'triton' else dwconv_cpu
-    if backend is dwconv_cpu and dwconv_cpu.prefers_stock(x, weight):
+    if backend is dwconv_cpu and dwconv_cpu.prefers_stock(weight):
         return _stock(x, weight, bias)
     with torch.autocast(device_type, enabled=False):
         needs_grad = torch.is_grad_enabled() and any(

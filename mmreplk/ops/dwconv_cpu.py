@@ -55,7 +55,7 @@ def choose_strategy(n: int, c: int, h: int, w: int, kh: int, kw: int) -> str:
     return 'cl'
 
 
-def prefers_stock(x: torch.Tensor, weight: torch.Tensor) -> bool:
+def prefers_stock(weight: torch.Tensor) -> bool:
     """Small kernels (<= 7): oneDNN's JIT kernels are fast in every layout and pass."""
     return max(weight.shape[-2:]) <= 7
 
