@@ -24,7 +24,7 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmreplk.ops.aot import AotKernel, Shape
 
@@ -97,7 +97,7 @@ class Instr:
         return f'{pred}{self.opcode} {self.operands}'.strip()
 
 
-_LINE = re.compile(r'^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z0-9_.]+)\s*(.*?)\s*;')
+_LINE = re.compile(r'^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][\w.]*)\s*(.*?)\s*;')
 _LABEL = re.compile(r'^(\.L_x_\d+):')
 _TARGET = re.compile(r'`\((\.L_x_\d+)\)')
 
@@ -447,8 +447,8 @@ def mark_best(records: List[dict]) -> None:
 def annotate(ins: Inspection, gpu: GpuModel) -> str:
     """The hot loop's SASS, one instruction a line with its class, then the model."""
     first, last = ins.loop
-    lines = [f'// hot loop: instructions {first}..{last} of {len(ins.instrs)} '
-             f"({'innermost multiply-add loop' if ins.record['loop_found'] else 'no loop: whole kernel'})"]
+    what = 'innermost multiply-add loop' if ins.record['loop_found'] else 'no loop: whole kernel'
+    lines = [f'// hot loop: instructions {first}..{last} of {len(ins.instrs)} ({what})']
     for ins_ in ins.instrs[first:last + 1]:
         lines.append(f'/*{ins_.addr:04x}*/  {classify(ins_):8s} {ins_.text()}')
     m, r = ins.model, ins.record
@@ -465,22 +465,123 @@ def annotate(ins: Inspection, gpu: GpuModel) -> str:
 
 
 def kernel_modules() -> list:
-    """The importable Triton kernel modules that expose ``aot_specs``."""
+    """The Triton kernel modules of :data:`KERNEL_MODULES` that exist (a module that exists
+    but fails to import raises)."""
     mods = []
     for name in KERNEL_MODULES:
         try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(mod, 'aot_specs'):
-            mods.append(mod)
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
     return mods
 
 
-def all_specs(shape: Shape, dtype: str, modules: Optional[Iterable] = None) -> List[AotKernel]:
-    """Every kernel x config of every module at one shape and dtype."""
-    return [s for mod in (kernel_modules() if modules is None else modules)
-            for s in mod.aot_specs(shape, dtype)]
+@dataclass(frozen=True)
+class Task:
+    """One row of the inspection: a module's kernel x config at a shape, dtype and arch."""
+    module: str
+    kernel: str
+    config: str
+    shape: Shape
+    dtype: str
+    arch: str
+
+
+def tasks(shapes: Sequence[Shape], dtypes: Sequence[str], archs: Sequence[str],
+          kernels: Optional[Sequence[str]] = None, configs: Optional[Sequence[str]] = None,
+          modules: Optional[Sequence] = None) -> List[Task]:
+    """Every (kernel, config) the modules list at each shape and dtype, for each arch,
+    optionally restricted to some kernel names and config labels."""
+    out = []
+    for mod in kernel_modules() if modules is None else modules:
+        for shape in shapes:
+            for dtype in dtypes:
+                for spec in mod.aot_specs(shape, dtype):
+                    if ((kernels is None or spec.kernel in kernels)
+                            and (configs is None or spec.config in configs)):
+                        out += [Task(mod.__name__, spec.kernel, spec.config, tuple(shape),
+                                     dtype, arch) for arch in archs]
+    return out
+
+
+def find_spec(task: Task) -> AotKernel:
+    """The spec a task names (its module's ``aot_specs`` at the task's shape and dtype)."""
+    mod = importlib.import_module(task.module)
+    for spec in mod.aot_specs(task.shape, task.dtype):
+        if spec.kernel == task.kernel and spec.config == task.config:
+            return spec
+    raise KeyError(f'{task.module} has no kernel {task.kernel!r} with config {task.config!r} '
+                   f'at {task.shape} {task.dtype}')
+
+
+def run_task(task: Task) -> Inspection:
+    """Compile and inspect one task."""
+    return inspect_spec(find_spec(task), task.shape, task.dtype, task.arch)
+
+
+def _record(task: Task) -> dict:
+    return run_task(task).record
+
+
+def inspect_tasks(todo: Sequence[Task], jobs: int = 1) -> List[dict]:
+    """The records of many tasks (in order), compiled by ``jobs`` worker processes;
+    ``best_for_shape`` is set across them."""
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('fork')) as ex:
+            records = list(ex.map(_record, todo))
+    else:
+        records = [_record(t) for t in todo]
+    mark_best(records)
+    return records
+
+
+# ---------------------------------------------------------------------------------- tables
+
+
+def _shape_label(r: dict) -> str:
+    s = r['shape']
+    return f"{s['C']}x{s['H']}x{s['W']} K{s['K']}"
+
+
+def format_table(records: Sequence[dict]) -> str:
+    """One row per record; '*' marks the best config of its (kernel, shape, dtype, arch)."""
+    head = (f"{'kernel':8} {'shape (C HxW K)':17} {'dtype':5} {'arch':5} {'config':28} "
+            f"{'regs':>4} {'spill':>5} {'smem':>6} {'occ':>4} {'loop':>5} {'fma%':>5} "
+            f"{'mma%':>5} {'ld/fma':>6} {'useful':>6} {'pipe':>5} {'bound':>5} "
+            f"{'TFLOP/s':>7} {'limit':6} best")
+    lines = [head, '-' * len(head)]
+    for r in records:
+        lines.append(
+            f"{r['kernel']:8} {_shape_label(r):17} {r['dtype']:5} {r['arch']:5} "
+            f"{r['config']:28} {r['regs']:4d} {r['spills']:5d} {r['smem']:6d} "
+            f"{r['occupancy']:4.2f} {r['loop_instructions']:5d} {100 * r['ffma_share']:5.1f} "
+            f"{100 * r['mma_share']:5.1f} {r['loads_per_fma']:6.3f} {r['useful_fraction']:6.3f} "
+            f"{r['pipe_bound']:5.3f} {r['bound']:5.3f} {r['useful_tflops']:7.1f} "
+            f"{r['limiter']:6} {'*' if r.get('best_for_shape') else ''}")
+    return '\n'.join(lines)
+
+
+def format_summary(records: Sequence[dict]) -> str:
+    """One row per (kernel, shape, dtype, arch): the best config and the range of the bound
+    over the configs inspected."""
+    groups: Dict[tuple, List[dict]] = {}
+    for r in records:
+        groups.setdefault((r['kernel'], _shape_label(r), r['dtype'], r['arch']), []).append(r)
+    head = (f"{'kernel':8} {'shape (C HxW K)':17} {'dtype':5} {'arch':5} {'best config':28} "
+            f"{'fma%':>5} {'useful':>6} {'bound':>5} {'TFLOP/s':>7} {'configs':>7} "
+            f"{'bound range':>11}")
+    lines = [head, '-' * len(head)]
+    for (kernel, shape, dtype, arch), rows in groups.items():
+        best = max(rows, key=lambda r: r['bound'])
+        lo, hi = min(r['bound'] for r in rows), best['bound']
+        lines.append(f"{kernel:8} {shape:17} {dtype:5} {arch:5} {best['config']:28} "
+                     f"{100 * best['ffma_share']:5.1f} {best['useful_fraction']:6.3f} "
+                     f"{hi:5.3f} {best['useful_tflops']:7.1f} {len(rows):7d} "
+                     f"{lo:5.3f}-{hi:5.3f}")
+    return '\n'.join(lines)
 
 
 def replknet_shapes(arch: str = '31B', image: int = 512, batch: int = 16) -> List[Shape]:

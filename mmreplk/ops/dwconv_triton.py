@@ -39,26 +39,20 @@ _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') == '1'
 MB = tl.constexpr(4)  # rows of the expanded weight (the largest BH of the spaces)
 _MB = MB.value
 ELEMENT_TYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-_TYPE_NAMES = {v: k for k, v in ELEMENT_TYPES.items()}
 
 # Tuning spaces. Forward / input gradient: (BH, B, G, num_warps); wgrad: (BI, B, G,
-# num_warps, HCH, P). A program has T = 32 * num_warps / G threads along the columns.
+# num_warps, HCH). A program has T = 32 * num_warps / G threads along the columns.
 FWD_SPACE: Tuple[Tuple[int, int, int, int], ...] = (
-    (2, 8, 1, 1), (4, 4, 1, 2),                  # 256 columns
-    (2, 4, 1, 1), (4, 4, 1, 1), (2, 8, 2, 1),    # 128
-    (4, 4, 2, 1), (2, 8, 4, 1),                  # 64
-    (4, 4, 4, 1), (2, 8, 8, 1),                  # 32
-    (4, 4, 8, 1), (2, 8, 16, 1),                 # 16
+    (4, 4, 1, 1), (2, 8, 2, 1),    # 128 columns per program
+    (4, 4, 2, 1), (2, 8, 4, 1),    # 64
+    (4, 4, 4, 1), (2, 8, 8, 1),    # 32
+    (4, 4, 8, 1), (2, 8, 16, 1),   # 16
 )
-WGRAD_SPACE: Tuple[Tuple[int, int, int, int, int, int], ...] = (
-    (2, 8, 1, 1, 64, 1),                                  # 256 columns
-    (2, 8, 2, 1, 64, 1), (4, 4, 1, 1, 64, 1),             # 128
-    (2, 8, 4, 1, 64, 1),                                  # 64
-    (2, 8, 8, 1, 32, 1), (2, 8, 8, 1, 32, 2),             # 32
-    (2, 8, 16, 1, 16, 1), (4, 8, 16, 1, 16, 1),           # 16
+WGRAD_SPACE: Tuple[Tuple[int, int, int, int, int], ...] = (
+    (2, 8, 2, 1, 64), (2, 8, 4, 1, 64), (2, 8, 8, 1, 32), (2, 8, 16, 1, 16),
 )
 INTERPRET_FWD = (4, 2, 2, 4)
-INTERPRET_WGRAD = (2, 2, 2, 4, 16, 1)
+INTERPRET_WGRAD = (2, 2, 2, 4, 16)
 
 
 def _vec(w: int) -> int:
@@ -71,28 +65,29 @@ def _tile_width(cfg: Sequence[int]) -> int:
     return 32 * cfg[3] // cfg[2] * cfg[1]
 
 
-def _keep(space, shape: Shape, planes_per_program) -> list:
-    """The configs of ``space`` that suit a map: the widest tiles not wider than the map
-    rounded up to a power of two (at least 16), and no more planes per program than images
-    (rounded up to a power of two): other tiles only add masked lanes or programs."""
+def _keep(space, shape: Shape) -> list:
+    """The configs of ``space`` that can be good for a map: those wasting the fewest lanes
+    on columns past the map and on missing images (whole-grid fraction of lanes doing real
+    outputs), and among them the widest tiles (fewer programs, fewer halo loads)."""
     n, w = shape[0], shape[3]
-    fits = [cfg for cfg in space if _tile_width(cfg) <= max(16, triton.next_power_of_2(w))
-            and planes_per_program(cfg) <= triton.next_power_of_2(n)]
-    if not fits:  # a single small image: the narrowest tiles with the fewest planes
-        fits = [cfg for cfg in space if planes_per_program(cfg) == 1] or list(space)
-    width = max(_tile_width(cfg) for cfg in fits) if fits else 0
-    kept = [cfg for cfg in fits if _tile_width(cfg) == width]
-    return kept
+
+    def lanes_used(cfg):
+        bw, g = _tile_width(cfg), cfg[2]
+        return n / (triton.cdiv(n, g) * g) * w / (triton.cdiv(w, bw) * bw)
+    best = max(lanes_used(cfg) for cfg in space)
+    fits = [cfg for cfg in space if lanes_used(cfg) >= best * (1 - 1e-9)]
+    width = max(_tile_width(cfg) for cfg in fits)
+    return [cfg for cfg in fits if _tile_width(cfg) == width]
 
 
 def fwd_configs(shape: Shape) -> List[Tuple[int, ...]]:
     """The forward / input-gradient configs kept for a shape (N, C, H, W, K)."""
-    return _keep(FWD_SPACE, shape, lambda cfg: cfg[2])
+    return _keep(FWD_SPACE, shape)
 
 
 def wgrad_configs(shape: Shape) -> List[Tuple[int, ...]]:
     """The weight-gradient configs kept for a shape (N, C, H, W, K)."""
-    return _keep(WGRAD_SPACE, shape, lambda cfg: cfg[2] * cfg[5])
+    return _keep(WGRAD_SPACE, shape)
 
 
 # ------------------------------------------------------------------------------- kernels
@@ -145,7 +140,8 @@ def _window(row_ptr, start, ok, W, VEC: tl.constexpr, NV: tl.constexpr):
 
 @triton.jit
 def _fwd_kernel(x_ptr, m_ptr, b_ptr, y_ptr, N, C, H, WV, HAS_BIAS,
-                KH: tl.constexpr, KW: tl.constexpr, VEC: tl.constexpr, BH: tl.constexpr, B: tl.constexpr, G: tl.constexpr, T: tl.constexpr):
+                KH: tl.constexpr, KW: tl.constexpr, VEC: tl.constexpr, BH: tl.constexpr,
+                B: tl.constexpr, G: tl.constexpr, T: tl.constexpr):
     W = WV * VEC  # rows start VEC-aligned (WV = W / VEC)
     PH: tl.constexpr = KH // 2
     PW: tl.constexpr = KW // 2
@@ -178,14 +174,14 @@ def _fwd_kernel(x_ptr, m_ptr, b_ptr, y_ptr, N, C, H, WV, HAS_BIAS,
         if HAS_BIAS != 0:  # a run-time flag: one binary serves forward and input gradient
             res += tl.load(b_ptr + c).to(tl.float32)
         ow = (col0 + u)[None, :]
-        tl.store(out + ow, res.to(y_ptr.dtype.element_ty), mask=(oh < H) & ok[None, :] & (ow < W))
+        tl.store(out + ow, res.to(y_ptr.dtype.element_ty),
+                 mask=(oh < H) & ok[None, :] & (ow < W))
 
 
 @triton.jit
 def _wgrad_kernel(x_ptr, g_ptr, part_ptr, N, C, H, WV,
                   KH: tl.constexpr, KW: tl.constexpr, VEC: tl.constexpr, BI: tl.constexpr,
-                  B: tl.constexpr, G: tl.constexpr, T: tl.constexpr, HCH: tl.constexpr,
-                  P: tl.constexpr):
+                  B: tl.constexpr, G: tl.constexpr, T: tl.constexpr, HCH: tl.constexpr):
     W = WV * VEC
     PH: tl.constexpr = KH // 2
     PW: tl.constexpr = KW // 2
@@ -193,25 +189,19 @@ def _wgrad_kernel(x_ptr, g_ptr, part_ptr, N, C, H, WV,
     NV: tl.constexpr = (PA + B + PW + VEC - 1) // VEC
     N_IB: tl.constexpr = (KH + BI - 1) // BI
     GV: tl.constexpr = B if B < VEC else VEC  # output-gradient columns per vector load
-    R: tl.constexpr = HCH + BI - 1  # input rows walked per plane group
     c = tl.program_id(0) // N_IB
     i0 = tl.program_id(0) % N_IB * BI
     n_hc = tl.cdiv(H, HCH)
     h_lo = tl.program_id(1) % n_hc * HCH
     h_hi = tl.minimum(h_lo + HCH, H)
-    plane0 = tl.program_id(1) // n_hc * (G * P)
-    w0 = tl.program_id(2) * (T * B)
+    base, col0, ok = _lanes(tl.program_id(1) // n_hc * G, tl.program_id(2) * (T * B),
+                            N, C, H, W, c, G, T, B)
     acc = ()
     for t in tl.static_range(BI * KW):
         acc = acc + (tl.zeros((G * T,), dtype=tl.float32),)
-    for s in range(P * R):  # P groups of G planes, one loop so that it stays innermost
-        if P == 1:
-            grp = 0
-        else:
-            grp = s // R
-        rho = h_lo + i0 - PH + s - grp * R
+    for s in range(HCH + BI - 1):  # the input rows that meet the chunk through the taps
+        rho = h_lo + i0 - PH + s
         if (rho >= 0) & (rho < H):
-            base, col0, ok = _lanes(plane0 + grp * G, w0, N, C, H, W, c, G, T, B)
             xs = _window(x_ptr + base + rho * W, col0 - PA, ok, W, VEC, NV)
             new = ()
             for i in tl.static_range(BI):
@@ -240,8 +230,8 @@ def _fwd_meta(cfg) -> dict:
 
 
 def _wgrad_meta(cfg) -> dict:
-    bi, b, g, warps, hch, p = cfg
-    return dict(BI=bi, B=b, G=g, T=32 * warps // g, HCH=hch, P=p)
+    bi, b, g, warps, hch = cfg
+    return dict(BI=bi, B=b, G=g, T=32 * warps // g, HCH=hch)
 
 
 def _autotune_configs(space, meta, interpret_cfg):
@@ -332,7 +322,7 @@ def _launch_wgrad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int,
 
     def grid(meta):
         return (c * triton.cdiv(kh, meta['BI']),
-                triton.cdiv(n, meta['G'] * meta['P']) * triton.cdiv(h, meta['HCH']),
+                triton.cdiv(n, meta['G']) * triton.cdiv(h, meta['HCH']),
                 triton.cdiv(w, meta['T'] * meta['B']))
     args = (xc, gc, part, n, c, h, w // vec)
     consts = dict(KH=kh, KW=kw, VEC=vec)
@@ -346,7 +336,7 @@ def _launch_wgrad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int,
 
 
 def _wgrad_splits(n: int, h: int, w: int, meta: dict) -> int:
-    return (triton.cdiv(n, meta['G'] * meta['P']) * triton.cdiv(h, meta['HCH'])
+    return (triton.cdiv(n, meta['G']) * triton.cdiv(h, meta['HCH'])
             * triton.cdiv(w, meta['T'] * meta['B']))
 
 
@@ -406,17 +396,16 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
                                grid, scalars))
     for cfg in wgrad_configs(shape):
         meta = _wgrad_meta(cfg)
-        bi, b, g, t, hch, p = (meta[k] for k in ('BI', 'B', 'G', 'T', 'HCH', 'P'))
+        bi, b, g, t, hch = (meta[k] for k in ('BI', 'B', 'G', 'T', 'HCH'))
         n_ib = triton.cdiv(kh, bi)
-        grid = c * n_ib * triton.cdiv(n, g * p) * triton.cdiv(h, hch) * triton.cdiv(w, t * b)
+        grid = c * n_ib * triton.cdiv(n, g) * triton.cdiv(h, hch) * triton.cdiv(w, t * b)
         walked = sum(_rows_walked(h, kh, hch, hch + bi - 1, i * bi - kh // 2)
                      for i in range(n_ib))
-        issued = (c * triton.cdiv(n, g * p) * g * p * triton.cdiv(w, t * b) * t * b * kw * bi
-                  * walked)
+        issued = c * triton.cdiv(n, g) * g * triton.cdiv(w, t * b) * t * b * kw * bi * walked
         sig = dict(x_ptr=f'*{dtype}', g_ptr=f'*{dtype}', part_ptr='*fp32', **ints,
                    KH='constexpr', KW='constexpr', VEC='constexpr', BI='constexpr',
-                   B='constexpr', G='constexpr', T='constexpr', HCH='constexpr', P='constexpr')
+                   B='constexpr', G='constexpr', T='constexpr', HCH='constexpr')
         specs.append(_spec('wgrad', _wgrad_kernel, sig, dict(KH=kh, KW=kw, VEC=vec, **meta),
-                           cfg[3], f'BI={bi},B={b},G={g},w{cfg[3]},HCH={hch},P={p}', issued, real,
+                           cfg[3], f'BI={bi},B={b},G={g},w{cfg[3]},HCH={hch}', issued, real,
                            grid, scalars))
     return specs
