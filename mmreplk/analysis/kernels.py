@@ -14,7 +14,10 @@ fraction of the GPU's peak the kernel can reach at that shape. The model (see
 * L1: the SM's load/store path handles one 128-byte wavefront per clock, shared by its 4
   SMSPs, and every load or store instruction needs at least one;
 * DRAM: each kernel reads at least one map and reads or writes another (compulsory bytes);
-* tail: programs run in waves of (SMs x programs per SM).
+* code outside the hot loop runs once per program;
+* ``useful_fraction`` (from the spec): real taps over multiply-adds issued.
+
+The tail wave of programs is reported, not charged (it runs with fewer warps per SM).
 
 Triton is imported only by the functions that compile.
 """
