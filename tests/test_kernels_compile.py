@@ -27,6 +27,13 @@ def test_every_kernel_and_config_compiles_without_spills():
     assert len(labels) == len(m.FWD_SPACE) + len(m.WGRAD_SPACE)  # the whole spaces
     assert {k for k, _ in seen} == {'fwd', 'dgrad', 'wgrad'}
     # forward and input gradient share one binary: compile it once
+    for shape in SHAPES:
+        specs = {(s.kernel, s.config): s for s in m.aot_specs(shape, 'fp32')}
+        for (kernel, config), spec in specs.items():
+            if kernel == 'dgrad':
+                fwd = specs['fwd', config]
+                assert (spec.fn, spec.signature, spec.constexprs) == (
+                    fwd.fn, fwd.signature, fwd.constexprs)
     unique = [t for t in todo if t.kernel != 'dgrad']
     records = K.inspect_tasks(unique, jobs=2)
     for r in records:
@@ -34,6 +41,18 @@ def test_every_kernel_and_config_compiles_without_spills():
         assert r['spills'] == 0, f'{where} spills {r["spills"]} registers'
         assert r['loop_found'] and r['counts'].get('ffma', 0) > 0, where
         assert r['bound'] >= 0.2, f"{where}: static bound {r['bound']:.3f} < 0.2"
+
+
+def test_autotuner_times_only_the_kept_configs():
+    from mmreplk.ops import dwconv_triton as m
+    for tuned, pick, meta in ((m._fwd_tuned, m.fwd_configs, m._fwd_meta),
+                              (m._wgrad_tuned, m.wgrad_configs, m._wgrad_meta)):
+        for n, h, w, k in ((16, 64, 64, 29), (16, 16, 16, 13), (1, 9, 7, 5)):
+            vec = m._vec(w)
+            kept = tuned.early_config_prune(tuned.configs, dict(N=n, H=h, WV=w // vec),
+                                            KH=k, KW=k, VEC=vec)
+            assert [c.kwargs for c in kept] == [meta(c) for c in pick((n, 1, h, w, k))]
+            assert [c.num_warps for c in kept] == [c[3] for c in pick((n, 1, h, w, k))]
 
 
 @triton.jit
