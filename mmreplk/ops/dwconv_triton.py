@@ -14,7 +14,7 @@ kernels read contiguous NCHW tensors of any float dtype and accumulate in fp32. 
   column of ``M[c, rr, j, :]``, the weight expanded for a BH-row tile (``M[c, rr, j, r] =
   w[c, rr - r, j]``, zero outside the kernel; built once per call, fp32, no mask, aligned
   vector loads, the same for every thread). Each input value feeds BH * Kw FMAs, each
-  weight load B FMAs.
+  weight vector load (BH values) B * BH FMAs.
 * Input gradient: the forward kernel with the weight flipped in both axes.
 * Weight gradient: a split reduction with the same register window. A program owns G
   planes x a chunk of HCH output rows x T*B columns and BI kernel rows x all Kw kernel
