@@ -43,6 +43,10 @@ class AotKernel:
             instruction mix to time.
         grid: Number of programs launched at this shape (for occupancy / tail effects).
         extra: Anything else the inspection may print (free form).
+        scalars: Values of the integer arguments at this shape (optional). Triton's launcher
+            specializes integers that are multiples of 16 (and pointers, assumed 16-byte
+            aligned), which decides vectorization; without a value an integer is compiled
+            unspecialized.
     """
     kernel: str
     fn: Any
@@ -56,3 +60,4 @@ class AotKernel:
     flops_per_program: int
     grid: int
     extra: Dict[str, Any] = field(default_factory=dict)
+    scalars: Dict[str, int] = field(default_factory=dict)

@@ -1,156 +1,411 @@
-"""Triton kernels for the stride-1 'same' depthwise convolution (forward, dgrad, wgrad).
+"""Triton CUDA-core kernels for the stride-1 'same' depthwise convolution.
 
 Import this module only when Triton is importable (see :func:`triton_available`). The
-kernels read contiguous NCHW tensors of any float dtype and accumulate in fp32.
+kernels read contiguous NCHW tensors of any float dtype and accumulate in fp32. Their design
+(see docs/dwconv.md, "GPU path") is driven by the static SASS model of
+:mod:`mmreplk.analysis.kernels`: the innermost loop should be almost only FFMA.
 
-* Forward: one program per (n, c) plane and a BH x BW output tile. For each kernel column
-  j it walks the BH + Kh - 1 input rows the tile needs; each loaded input row segment
-  (BW values) is used by all BH output rows through an outer product with a column of the
-  kernel, so every load feeds BH FMAs (register reuse on CUDA cores).
+* Forward: a program owns G planes (same channel, consecutive images) x BH output rows x
+  T*B columns; each of its T*G threads owns B adjacent columns of all BH rows in all its
+  registers. It walks the input rows that meet the tile (clipped to the map). Per input row
+  a thread loads its window of B + Kw - 1 input columns once, with aligned vector loads, and
+  every tap (kernel column j, output column u) reads ``window[u + j]`` from a register: the
+  column shift costs nothing. The kernel rows are handled by an outer product with a
+  column of ``M[c, rr, j, :]``, the weight expanded for a BH-row tile (``M[c, rr, j, r] =
+  w[c, rr - r, j]``, zero outside the kernel; built once per call, fp32, no mask, aligned
+  vector loads, the same for every thread). Each input value feeds BH * Kw FMAs, each
+  weight vector load (BH values) B * BH FMAs.
 * Input gradient: the forward kernel with the weight flipped in both axes.
-* Weight gradient: a split reduction. One program per (c, block of BI kernel rows) and
-  split (n, chunk of 32 output rows, block of BW columns) accumulates BI x Kw x BW partial
-  products, reusing each input row window for BI kernel rows; the partial sums land in a
-  (splits, C, Kh, Kw) fp32 buffer that is summed afterwards (deterministic, no atomics).
+* Weight gradient: a split reduction with the same register window. A program owns G
+  planes x a chunk of HCH output rows x T*B columns and BI kernel rows x all Kw kernel
+  columns of one channel; per input row it loads the window once and, for each of its BI
+  kernel rows, B output-gradient values that pair with it, and accumulates BI x Kw partial
+  sums per thread (Kw*B FMAs per gradient load). Partial sums land in a (splits, C, Kh, Kw)
+  fp32 buffer that is summed afterwards (deterministic, no atomics).
 
-The forward is autotuned per (H, W, Kh, Kw) over a few tile shapes, the weight gradient over
-BI and the warp count. Under ``TRITON_INTERPRET=1`` only the first config of each is used.
+The configs are autotuned over a small space, pruned per shape (:func:`fwd_configs`,
+:func:`wgrad_configs`). Under ``TRITON_INTERPRET=1`` only one config is used.
 """
 import os
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import triton
 import triton.language as tl
 
+from .aot import AotKernel, Shape
+
 _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') == '1'
+MB = tl.constexpr(4)  # rows of the expanded weight (the largest BH of the spaces)
+_MB = MB.value
+ELEMENT_TYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+# Tuning spaces. Forward / input gradient: (BH, B, G, num_warps); wgrad: (BI, B, G,
+# num_warps, HCH). A program has T = 32 * num_warps / G threads along the columns.
+FWD_SPACE: Tuple[Tuple[int, int, int, int], ...] = (
+    (4, 4, 1, 1), (2, 8, 2, 1),    # 128 columns per program
+    (4, 4, 2, 1), (2, 8, 4, 1),    # 64
+    (4, 4, 4, 1), (2, 8, 8, 1),    # 32
+    (4, 4, 8, 1), (2, 8, 16, 1),   # 16
+)
+WGRAD_SPACE: Tuple[Tuple[int, int, int, int, int], ...] = (
+    (2, 8, 2, 1, 64), (2, 8, 4, 1, 64), (2, 8, 8, 1, 32), (2, 8, 16, 1, 16),
+)
+INTERPRET_FWD = (4, 2, 2, 4)
+INTERPRET_WGRAD = (2, 2, 2, 4, 16)
 
 
-def _configs(options):
-    if _INTERPRET:  # the interpreter is slow: one small config is enough to check numerics
-        options = options[:1]
-    return [triton.Config(dict(meta), num_warps=warps) for meta, warps in options]
+def _vec(w: int) -> int:
+    """Columns per vector load: rows start 16-byte aligned when W is a multiple of 4."""
+    return 4 if w % 4 == 0 else 2 if w % 2 == 0 else 1
 
 
-_FWD_CONFIGS = _configs([
-    ((('BH', 4), ('BW', 16)), 1),
-    ((('BH', 8), ('BW', 64)), 4),
-    ((('BH', 16), ('BW', 64)), 4),
-    ((('BH', 8), ('BW', 128)), 4),
-    ((('BH', 16), ('BW', 32)), 4),
-    ((('BH', 8), ('BW', 32)), 2),
-])
-
-_WGRAD_CONFIGS = _configs([
-    ((('BI', 2),), 2),
-    ((('BI', 4),), 4),
-    ((('BI', 8),), 4),
-    ((('BI', 4),), 8),
-])
+def _tile_width(cfg: Sequence[int]) -> int:
+    """Columns a program covers: T = 32 * num_warps / G threads x B columns each."""
+    return 32 * cfg[3] // cfg[2] * cfg[1]
 
 
-@triton.autotune(configs=_FWD_CONFIGS, key=['H', 'W', 'KH', 'KW'])
+def _keep(space, shape: Shape) -> list:
+    """The configs of ``space`` that can be good for a map: those wasting the fewest lanes
+    on columns past the map and on missing images (whole-grid fraction of lanes doing real
+    outputs), and among them the widest tiles (fewer programs, fewer halo loads)."""
+    n, w = shape[0], shape[3]
+
+    def lanes_used(cfg):
+        bw, g = _tile_width(cfg), cfg[2]
+        return n / (triton.cdiv(n, g) * g) * w / (triton.cdiv(w, bw) * bw)
+    best = max(lanes_used(cfg) for cfg in space)
+    fits = [cfg for cfg in space if lanes_used(cfg) >= best * (1 - 1e-9)]
+    width = max(_tile_width(cfg) for cfg in fits)
+    return [cfg for cfg in fits if _tile_width(cfg) == width]
+
+
+def fwd_configs(shape: Shape) -> List[Tuple[int, ...]]:
+    """The forward / input-gradient configs kept for a shape (N, C, H, W, K)."""
+    return _keep(FWD_SPACE, shape)
+
+
+def wgrad_configs(shape: Shape) -> List[Tuple[int, ...]]:
+    """The weight-gradient configs kept for a shape (N, C, H, W, K)."""
+    return _keep(WGRAD_SPACE, shape)
+
+
+# ------------------------------------------------------------------------------- kernels
+
+
 @triton.jit
-def _dw_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, H, W,
-                   KH: tl.constexpr, KW: tl.constexpr, HAS_BIAS: tl.constexpr,
-                   BH: tl.constexpr, BW: tl.constexpr):
-    pid_nc = tl.program_id(0)
+def _unpack(v, VEC: tl.constexpr):
+    """The VEC entries of the last axis of ``v`` (a thread's registers) as a tuple."""
+    if VEC == 1:
+        return (tl.reshape(v, v.shape[:-1]),)
+    elif VEC == 2:
+        a, b = tl.split(v)
+        return a, b
+    elif VEC == 4:
+        a, b = tl.split(tl.reshape(v, v.shape[:-1] + (2, 2)))
+        x0, x2 = tl.split(a)
+        x1, x3 = tl.split(b)
+        return x0, x1, x2, x3
+    else:
+        a, b = tl.split(tl.reshape(v, v.shape[:-1] + (4, 2)))
+        a0, a1, a2, a3 = _unpack(a, 4)
+        b0, b1, b2, b3 = _unpack(b, 4)
+        return a0, b0, a1, b1, a2, b2, a3, b3
+
+
+@triton.jit
+def _lanes(plane0, w0, N, C, H, W, c, G: tl.constexpr, T: tl.constexpr, B: tl.constexpr):
+    """Per lane of a program (G planes x T column groups): its plane's offset (int64), its
+    first column and whether its plane exists."""
+    lane = tl.arange(0, G * T)
+    plane = plane0 + lane // T
+    base = (plane.to(tl.int64) * C + c) * H * W
+    return base, w0 + lane % T * B, plane < N
+
+
+@triton.jit
+def _window(row_ptr, start, ok, W, VEC: tl.constexpr, NV: tl.constexpr):
+    """A thread's input window: NV aligned VEC-wide loads from ``row_ptr`` at columns
+    ``start`` + [0, NV * VEC) (zero outside [0, W) and where ``ok`` is false), as a tuple of
+    NV * VEC lane tensors, one per column, in fp32."""
+    cols = start[:, None] + tl.arange(0, VEC)[None, :]
+    xs = ()
+    for v in tl.static_range(NV):
+        col = cols + v * VEC
+        xv = tl.load(row_ptr[:, None] + col, mask=ok[:, None] & (col >= 0) & (col < W),
+                     other=0.)
+        xs = xs + _unpack(xv.to(tl.float32), VEC)
+    return xs
+
+
+@triton.jit
+def _fwd_kernel(x_ptr, m_ptr, b_ptr, y_ptr, N, C, H, WV, HAS_BIAS,
+                KH: tl.constexpr, KW: tl.constexpr, VEC: tl.constexpr, BH: tl.constexpr,
+                B: tl.constexpr, G: tl.constexpr, T: tl.constexpr):
+    W = WV * VEC  # rows start VEC-aligned (WV = W / VEC)
+    PH: tl.constexpr = KH // 2
+    PW: tl.constexpr = KW // 2
+    PA: tl.constexpr = (PW + VEC - 1) // VEC * VEC  # left halo rounded up to whole vectors
+    NV: tl.constexpr = (PA + B + PW + VEC - 1) // VEC
+    pid = tl.program_id(0)
+    c = pid % C
     h0 = tl.program_id(1) * BH
-    w0 = tl.program_id(2) * BW
-    c = pid_nc % C
-    plane = pid_nc.to(tl.int64) * H * W
-    offs_h = h0 + tl.arange(0, BH)
-    offs_w = w0 + tl.arange(0, BW)
-    rows_out = tl.arange(0, BH)
-    acc = tl.zeros((BH, BW), dtype=tl.float32)
-    for j in range(KW):
-        cols = offs_w + (j - KW // 2)
-        col_ok = (cols >= 0) & (cols < W)
-        for r in range(BH + KH - 1):
-            row = h0 + r - KH // 2
-            xr = tl.load(x_ptr + plane + row * W + cols,
-                         mask=col_ok & (row >= 0) & (row < H), other=0.).to(tl.float32)
-            tap = r - rows_out  # kernel row used by each output row of the tile
-            wc = tl.load(w_ptr + c * KH * KW + tap * KW + j,
-                         mask=(tap >= 0) & (tap < KH), other=0.).to(tl.float32)
-            acc += wc[:, None] * xr[None, :]
-    if HAS_BIAS:
-        acc += tl.load(b_ptr + c).to(tl.float32)
-    mask = (offs_h[:, None] < H) & (offs_w[None, :] < W)
-    tl.store(y_ptr + plane + offs_h[:, None] * W + offs_w[None, :],
-             acc.to(y_ptr.dtype.element_ty), mask=mask)
+    base, col0, ok = _lanes(pid // C * G, tl.program_id(2) * (T * B), N, C, H, W, c, G, T, B)
+    rows = tl.arange(0, BH)
+    m_c = m_ptr + c * ((MB + KH - 1) * KW * MB)
+    acc = ()
+    for u in tl.static_range(B):
+        acc = acc + (tl.zeros((BH, G * T), dtype=tl.float32),)
+    for s in range(BH + KH - 1):  # the input rows that meet the tile (a constant trip
+        rho = h0 - PH + s          # count: see docs); those off the map are skipped
+        if (rho >= 0) & (rho < H):
+            xs = _window(x_ptr + base + rho * W, col0 - PA, ok, W, VEC, NV)
+            m_row = m_c + s * (KW * MB)
+            for j in tl.static_range(KW):
+                wj = tl.load(m_row + j * MB + rows)[:, None]
+                new = ()
+                for u in tl.static_range(B):
+                    new = new + (acc[u] + wj * xs[u + j + PA - PW][None, :],)
+                acc = new
+    oh = (h0 + rows)[:, None]
+    out = y_ptr + base[None, :] + oh * W
+    for u in tl.static_range(B):
+        res = acc[u]
+        if HAS_BIAS != 0:  # a run-time flag: one binary serves forward and input gradient
+            res += tl.load(b_ptr + c).to(tl.float32)
+        ow = (col0 + u)[None, :]
+        tl.store(out + ow, res.to(y_ptr.dtype.element_ty),
+                 mask=(oh < H) & ok[None, :] & (ow < W))
 
 
-@triton.autotune(configs=_WGRAD_CONFIGS, key=['H', 'W', 'KH', 'KW', 'HCH', 'BW'])
 @triton.jit
-def _dw_wgrad_kernel(x_ptr, g_ptr, part_ptr, C, H, W, N_HC, N_WB,
-                     KH: tl.constexpr, KW: tl.constexpr, KWP: tl.constexpr,
-                     HCH: tl.constexpr, BW: tl.constexpr, BI: tl.constexpr):
-    pid0 = tl.program_id(0)
-    split = tl.program_id(1)  # (n, chunk of HCH output rows, block of BW columns)
-    n_ib: tl.constexpr = (KH + BI - 1) // BI
-    c = pid0 // n_ib
-    i0 = (pid0 % n_ib) * BI
-    n = split // (N_HC * N_WB)
-    h_lo = (split // N_WB % N_HC) * HCH
-    w0 = (split % N_WB) * BW
+def _wgrad_kernel(x_ptr, g_ptr, part_ptr, N, C, H, WV,
+                  KH: tl.constexpr, KW: tl.constexpr, VEC: tl.constexpr, BI: tl.constexpr,
+                  B: tl.constexpr, G: tl.constexpr, T: tl.constexpr, HCH: tl.constexpr):
+    W = WV * VEC
+    PH: tl.constexpr = KH // 2
+    PW: tl.constexpr = KW // 2
+    PA: tl.constexpr = (PW + VEC - 1) // VEC * VEC
+    NV: tl.constexpr = (PA + B + PW + VEC - 1) // VEC
+    N_IB: tl.constexpr = (KH + BI - 1) // BI
+    GV: tl.constexpr = B if B < VEC else VEC  # output-gradient columns per vector load
+    c = tl.program_id(0) // N_IB
+    i0 = tl.program_id(0) % N_IB * BI
+    n_hc = tl.cdiv(H, HCH)
+    h_lo = tl.program_id(1) % n_hc * HCH
     h_hi = tl.minimum(h_lo + HCH, H)
-    plane = (n.to(tl.int64) * C + c) * H * W
-    taps_i = i0 + tl.arange(0, BI)
-    taps_j = tl.arange(0, KWP)
-    gcols = w0 + tl.arange(0, BW)
-    cols = gcols[None, :] + taps_j[:, None] - KW // 2  # (KWP, BW) sliding windows
-    col_ok = (cols >= 0) & (cols < W) & (taps_j[:, None] < KW)
-    acc = tl.zeros((BI, KWP, BW), dtype=tl.float32)
-    for rr in range(HCH + BI - 1):
-        row = h_lo + i0 - KH // 2 + rr  # input row shared by the BI kernel rows
-        xw = tl.load(x_ptr + plane + row * W + cols,
-                     mask=col_ok & (row >= 0) & (row < H), other=0.).to(tl.float32)
-        grow = row - taps_i + KH // 2  # output row that pairs with it, per kernel row
-        g_ok = (grow >= h_lo) & (grow < h_hi) & (taps_i < KH)
-        gt = tl.load(g_ptr + plane + grow[:, None] * W + gcols[None, :],
-                     mask=g_ok[:, None] & (gcols[None, :] < W), other=0.).to(tl.float32)
-        acc += xw[None, :, :] * gt[:, None, :]
-    res = tl.sum(acc, axis=2)
-    out = part_ptr + (split.to(tl.int64) * C + c) * KH * KW
-    mask = (taps_i[:, None] < KH) & (taps_j[None, :] < KW)
-    tl.store(out + taps_i[:, None] * KW + taps_j[None, :], res, mask=mask)
+    base, col0, ok = _lanes(tl.program_id(1) // n_hc * G, tl.program_id(2) * (T * B),
+                            N, C, H, W, c, G, T, B)
+    acc = ()
+    for t in tl.static_range(BI * KW):
+        acc = acc + (tl.zeros((G * T,), dtype=tl.float32),)
+    for s in range(HCH + BI - 1):  # the input rows that meet the chunk through the taps
+        rho = h_lo + i0 - PH + s
+        if (rho >= 0) & (rho < H):
+            xs = _window(x_ptr + base + rho * W, col0 - PA, ok, W, VEC, NV)
+            new = ()
+            for i in tl.static_range(BI):
+                hg = rho + PH - i0 - i  # the output row meeting input row rho through tap row i
+                g_ok = ok & (hg >= h_lo) & (hg < h_hi) & (i0 + i < KH)
+                gs = _window(g_ptr + base + hg * W, col0, g_ok, W, GV, B // GV)
+                for j in tl.static_range(KW):
+                    a = acc[i * KW + j]
+                    for u in tl.static_range(B):
+                        a += gs[u] * xs[u + j + PA - PW]
+                    new = new + (a,)
+            acc = new
+    split = tl.program_id(1) * tl.num_programs(2) + tl.program_id(2)
+    out = part_ptr + (split.to(tl.int64) * C + c) * (KH * KW) + i0 * KW
+    for i in tl.static_range(BI):
+        for j in tl.static_range(KW):
+            tl.store(out + i * KW + j, tl.sum(acc[i * KW + j], axis=0), mask=i0 + i < KH)
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor = None) -> torch.Tensor:
-    """Depthwise 'same' conv; output in ``x``'s dtype and memory format."""
-    n, c, h, w = x.shape
-    kh, kw = weight.shape[-2:]
-    xc = x.contiguous()
-    y = torch.empty_like(xc)
-    wc = weight.contiguous()
-    b = bias.contiguous() if bias is not None else wc
+# ---------------------------------------------------------------------------- host side
 
+
+def _fwd_meta(cfg) -> dict:
+    bh, b, g, warps = cfg
+    return dict(BH=bh, B=b, G=g, T=32 * warps // g)
+
+
+def _wgrad_meta(cfg) -> dict:
+    bi, b, g, warps, hch = cfg
+    return dict(BI=bi, B=b, G=g, T=32 * warps // g, HCH=hch)
+
+
+def _autotune_configs(space, meta, interpret_cfg):
+    if _INTERPRET:  # the interpreter is slow: one config is enough to check numerics
+        space = (interpret_cfg,)
+    return [triton.Config(meta(cfg), num_warps=cfg[3]) for cfg in space]
+
+
+def _prune(pick, meta):
+    def prune(configs, named_args, **kwargs):
+        n, h, w = named_args['N'], named_args['H'], named_args['WV'] * kwargs['VEC']
+        keep = {tuple(sorted(meta(cfg).items())) for cfg in pick((n, 1, h, w, kwargs['KH']))}
+        return [cfg for cfg in configs if tuple(sorted(cfg.kwargs.items())) in keep]
+    return prune
+
+
+_fwd_tuned = triton.autotune(
+    configs=_autotune_configs(FWD_SPACE, _fwd_meta, INTERPRET_FWD),
+    key=['N', 'H', 'WV', 'KH', 'KW', 'VEC'],
+    prune_configs_by=dict(early_config_prune=_prune(fwd_configs, _fwd_meta)))(_fwd_kernel)
+_wgrad_tuned = triton.autotune(
+    configs=_autotune_configs(WGRAD_SPACE, _wgrad_meta, INTERPRET_WGRAD),
+    key=['N', 'H', 'WV', 'KH', 'KW', 'VEC'],
+    prune_configs_by=dict(early_config_prune=_prune(wgrad_configs, _wgrad_meta)))(_wgrad_kernel)
+
+
+def expand_weight(weight: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """fp32 (C, MB + Kh - 1, Kw, MB) ``M[c, rr, j, r] = w[c, rr - r, j]`` (zero where
+    rr - r is not a kernel row): the outer-product columns of every tile row offset, so a
+    kernel loads them with aligned vector loads and no mask. ``flip`` flips the kernel in
+    both axes first (the input gradient)."""
+    w = weight.reshape(weight.shape[0], *weight.shape[-2:]).float()
+    if flip:
+        w = w.flip(-2, -1)
+    padded = torch.nn.functional.pad(w, (0, 0, _MB - 1, _MB - 1))
+    return padded.unfold(1, _MB, 1).flip(-1).contiguous()
+
+
+def _grid_fwd(n, c, h, w):
     def grid(meta):
-        return (n * c, triton.cdiv(h, meta['BH']), triton.cdiv(w, meta['BW']))
+        return (c * triton.cdiv(n, meta['G']), triton.cdiv(h, meta['BH']),
+                triton.cdiv(w, meta['T'] * meta['B']))
+    return grid
 
-    _dw_fwd_kernel[grid](xc, wc, b, y, c, h, w, KH=kh, KW=kw, HAS_BIAS=bias is not None)
+
+def _launch_forward(x: torch.Tensor, m: torch.Tensor, bias: Optional[torch.Tensor],
+                    kh: int, kw: int, cfg: Optional[Tuple[int, ...]] = None) -> torch.Tensor:
+    n, c, h, w = x.shape
+    xc = x.contiguous()
+    y = torch.empty_like(xc, memory_format=torch.contiguous_format)
+    b = bias.contiguous() if bias is not None else xc  # never read without bias
+    vec = _vec(w)
+    args = (xc, m, b, y, n, c, h, w // vec, int(bias is not None))
+    consts = dict(KH=kh, KW=kw, VEC=vec)
+    if cfg is None:
+        _fwd_tuned[_grid_fwd(n, c, h, w)](*args, **consts)
+    else:
+        meta = _fwd_meta(cfg)
+        _fwd_kernel[_grid_fwd(n, c, h, w)(meta)](*args, **consts, **meta, num_warps=cfg[3])
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         y = y.contiguous(memory_format=torch.channels_last)
     return y
 
 
+def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor = None) -> torch.Tensor:
+    """Depthwise 'same' conv; output in ``x``'s dtype and memory format."""
+    kh, kw = weight.shape[-2:]
+    return _launch_forward(x, expand_weight(weight), bias, kh, kw)
+
+
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Input gradient: the forward kernel with the weight flipped in both axes."""
-    return forward(grad_out, weight.flip(-2, -1))
+    kh, kw = weight.shape[-2:]
+    return _launch_forward(grad_out, expand_weight(weight, flip=True), None, kh, kw)
+
+
+def _launch_wgrad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int,
+                  cfg: Optional[Tuple[int, ...]] = None) -> torch.Tensor:
+    n, c, h, w = x.shape
+    xc, gc = x.contiguous(), grad_out.contiguous()
+    vec = _vec(w)
+    if cfg is not None:
+        cfgs = [cfg]
+    else:  # what the tuner may pick: size the partial-sum buffer for the most splits
+        cfgs = [INTERPRET_WGRAD] if _INTERPRET else wgrad_configs((n, c, h, w, kh))
+    splits = max(_wgrad_splits(n, h, w, _wgrad_meta(k)) for k in cfgs)
+    part = torch.empty((splits, c, kh, kw), device=x.device, dtype=torch.float32)
+
+    def grid(meta):
+        return (c * triton.cdiv(kh, meta['BI']),
+                triton.cdiv(n, meta['G']) * triton.cdiv(h, meta['HCH']),
+                triton.cdiv(w, meta['T'] * meta['B']))
+    args = (xc, gc, part, n, c, h, w // vec)
+    consts = dict(KH=kh, KW=kw, VEC=vec)
+    if cfg is None:
+        _wgrad_tuned[grid](*args, **consts)
+        meta = _wgrad_tuned.best_config.kwargs
+    else:
+        meta = _wgrad_meta(cfg)
+        _wgrad_kernel[grid(meta)](*args, **consts, **meta, num_warps=cfg[3])
+    return part[:_wgrad_splits(n, h, w, meta)].sum(0)[:, None]
+
+
+def _wgrad_splits(n: int, h: int, w: int, meta: dict) -> int:
+    return (triton.cdiv(n, meta['G']) * triton.cdiv(h, meta['HCH'])
+            * triton.cdiv(w, meta['T'] * meta['B']))
 
 
 def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """fp32 weight gradient (C, 1, Kh, Kw) by a split reduction over batch and rows."""
-    n, c, h, w = x.shape
-    xc, gc = x.contiguous(), grad_out.contiguous()
-    hch = min(32, h)
-    bw = min(64, triton.next_power_of_2(w))
-    n_hc, n_wb = triton.cdiv(h, hch), triton.cdiv(w, bw)
-    part = torch.empty((n * n_hc * n_wb, c, kh, kw), device=x.device, dtype=torch.float32)
+    return _launch_wgrad(x, grad_out, kh, kw)
 
-    def grid(meta):
-        return (c * triton.cdiv(kh, meta['BI']), n * n_hc * n_wb)
 
-    _dw_wgrad_kernel[grid](xc, gc, part, c, h, w, n_hc, n_wb, KH=kh, KW=kw,
-                           KWP=triton.next_power_of_2(kw), HCH=hch, BW=bw)
-    return part.sum(0)[:, None]
+# ----------------------------------------------------------------- ahead-of-time specs
+
+
+def _taps_inside(size: int, k: int) -> int:
+    """Sum over the positions of a map axis of the kernel taps that fall inside the map."""
+    p = k // 2
+    return sum(min(size - 1, x + p) - max(0, x - p) + 1 for x in range(size))
+
+
+def _rows_walked(h: int, k: int, tile: int, span: int, start: int) -> int:
+    """Input rows inside the map that the row loops of all row tiles execute: tile t walks
+    ``span`` rows from ``t * tile + start``."""
+    return sum(min(h, t * tile + start + span) - max(0, t * tile + start)
+               for t in range(triton.cdiv(h, tile)))
+
+
+def _spec(kernel, fn, signature, constexprs, warps, label, issued, real, grid, scalars):
+    return AotKernel(kernel=kernel, fn=fn, signature=signature, constexprs=constexprs,
+                     num_warps=warps, num_stages=1, config=label, mma=False,
+                     useful_fraction=real / issued, flops_per_program=issued // grid,
+                     grid=grid, scalars=scalars)
+
+
+def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
+    """Every kernel ('fwd', 'dgrad', 'wgrad') x kept config at ``shape`` (N, C, H, W, K) for
+    inputs of ``dtype`` ('fp32', 'bf16', 'fp16'); see :mod:`mmreplk.ops.aot`."""
+    if dtype not in ELEMENT_TYPES:
+        raise ValueError(f'unknown dtype {dtype!r}; use {", ".join(ELEMENT_TYPES)}')
+    n, c, h, w, k = shape
+    kh, kw = min(k, 2 * h - 1), min(k, 2 * w - 1)  # dwconv crops kernels to the map
+    vec = _vec(w)
+    real = n * c * _taps_inside(h, kh) * _taps_inside(w, kw)
+    scalars = dict(N=n, C=c, H=h, WV=w // vec)
+    ints = dict(N='i32', C='i32', H='i32', WV='i32')
+    specs = []
+    for cfg in fwd_configs(shape):
+        meta = _fwd_meta(cfg)
+        bh, b, g, t = meta['BH'], meta['B'], meta['G'], meta['T']
+        grid = c * triton.cdiv(n, g) * triton.cdiv(h, bh) * triton.cdiv(w, t * b)
+        issued = (c * triton.cdiv(n, g) * g * triton.cdiv(w, t * b) * t * b * kw * bh
+                  * _rows_walked(h, kh, bh, bh + kh - 1, -(kh // 2)))
+        label = f'BH={bh},B={b},G={g},w{cfg[3]}'
+        sig = dict(x_ptr=f'*{dtype}', m_ptr='*fp32', b_ptr=f'*{dtype}', y_ptr=f'*{dtype}',
+                   **ints, HAS_BIAS='i32', KH='constexpr', KW='constexpr', VEC='constexpr',
+                   BH='constexpr', B='constexpr', G='constexpr', T='constexpr')
+        consts = dict(KH=kh, KW=kw, VEC=vec, **meta)
+        for kernel in ('fwd', 'dgrad'):  # one binary (the input gradient flips the weight)
+            specs.append(_spec(kernel, _fwd_kernel, sig, consts, cfg[3], label, issued, real,
+                               grid, scalars))
+    for cfg in wgrad_configs(shape):
+        meta = _wgrad_meta(cfg)
+        bi, b, g, t, hch = (meta[k] for k in ('BI', 'B', 'G', 'T', 'HCH'))
+        n_ib = triton.cdiv(kh, bi)
+        grid = c * n_ib * triton.cdiv(n, g) * triton.cdiv(h, hch) * triton.cdiv(w, t * b)
+        walked = sum(_rows_walked(h, kh, hch, hch + bi - 1, i * bi - kh // 2)
+                     for i in range(n_ib))
+        issued = c * triton.cdiv(n, g) * g * triton.cdiv(w, t * b) * t * b * kw * bi * walked
+        sig = dict(x_ptr=f'*{dtype}', g_ptr=f'*{dtype}', part_ptr='*fp32', **ints,
+                   KH='constexpr', KW='constexpr', VEC='constexpr', BI='constexpr',
+                   B='constexpr', G='constexpr', T='constexpr', HCH='constexpr')
+        specs.append(_spec('wgrad', _wgrad_kernel, sig, dict(KH=kh, KW=kw, VEC=vec, **meta),
+                           cfg[3], f'BI={bi},B={b},G={g},w{cfg[3]},HCH={hch}', issued, real,
+                           grid, scalars))
+    return specs
