@@ -5,11 +5,12 @@
 # momentum, unlike the official config).
 # Assumes 8 GPUs x 2 images = batch 16; 24 epochs = 2.84M training samples
 # whatever the batch. With another batch pass --auto-scale-lr.
-_base_ = ['mmdet::fcos/fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.py']
+_base_ = [
+    'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.py',
+    './_base_/replknet.py'
+]
 # What ./_base_/det_runtime.py sets (mmdet's FCOS config already brings the
 # default runtime, so it cannot be a second base).
-custom_imports = dict(
-    imports=['mmreplk'], allow_failed_imports=False)
 default_hooks = dict(
     checkpoint=dict(
         interval=1, max_keep_ckpts=3,
@@ -19,19 +20,7 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True),
-    backbone=dict(
-        _delete_=True,
-        type='mmreplk.RepLKNet',
-        arch='31B',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.5,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        with_cp=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://download.openmmlab.com/mmclassification/v0/'
-            'replknet/replknet-31B_3rdparty_in1k_20221118-fd08e268.pth',
-            prefix='backbone.')),
+    backbone=dict(_base_.replknet_31b, _delete_=True, drop_path_rate=0.5),
     neck=dict(
         in_channels=[128, 256, 512, 1024],
         start_level=1,

@@ -6,8 +6,6 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py'
 ]
-custom_imports = dict(
-    imports=['mmreplk'], allow_failed_imports=False)
 
 max_iters = 160000
 warmup_iters = 1500
