@@ -1,6 +1,7 @@
-# RepLKNet-31B + FPN (256) + Cascade Mask R-CNN (DESIGN.md section 5): three
-# cascade stages with 4conv1fc ConvFC box heads (SyncBN), GIoU loss (weight 10)
-# on decoded boxes; SyncBN backbone with gradient checkpointing.
+# RepLKNet-31B + FPN (256) + Cascade Mask R-CNN, as the official
+# detection/configs/RepLKNet_cascade_mask_rcnn_coco.py: three cascade stages
+# with 4conv1fc ConvFC box heads (SyncBN), GIoU loss (weight 10) on decoded
+# boxes; SyncBN backbone with gradient checkpointing, drop path 0.6.
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py', './replknet.py'
 ]

@@ -1,5 +1,5 @@
-# Runtime shared by the COCO configs: mmdet's default runtime, mmreplk imported,
-# atomic checkpoints (mmreplk's 'atomic_local' file backend, last 3 kept).
+# Runtime shared by the COCO configs: mmdet's default runtime with atomic
+# checkpoints (mmreplk's 'atomic_local' file backend, last 3 kept).
 _base_ = ['mmdet::_base_/default_runtime.py']
 
 default_hooks = dict(

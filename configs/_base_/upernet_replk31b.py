@@ -1,7 +1,9 @@
-# RepLKNet-31B + UPerNet (DESIGN.md section 5): UPerHead on the four stages
-# (pool scales 1,2,3,6, 512 channels, dropout 0.1) and an FCN auxiliary head on
-# stage 2 (256 channels, loss weight 0.4); SyncBN everywhere (mmengine turns it
-# into BN when not distributed); gradient checkpointing on.
+# RepLKNet-31B + UPerNet, as the official segmentation/configs/
+# RepLKNet_upernet.py: UPerHead on the four stages (pool scales 1, 2, 3, 6,
+# 512 channels, dropout 0.1) and an FCN auxiliary head on stage 2 (256
+# channels, loss weight 0.4); SyncBN everywhere (mmengine turns it into BN
+# when not distributed); gradient checkpointing on; drop path 0.5; whole-image
+# test unless a config says otherwise.
 _base_ = ['mmseg::_base_/models/upernet_r50.py', './replknet.py']
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
