@@ -1,6 +1,7 @@
 # RepLKNet-31L (ImageNet-22K) + Cascade Mask R-CNN, COCO, 3x.
-# Paper: 53.9 box / 46.5 mask AP. Batch and samples as
-# cascade_mask_rcnn_replk31b_coco.py (8 GPUs x 1 image, 36 epochs).
+# Paper: 53.9 box / 46.5 mask AP.
+# Official: detection/configs/RepLKNet-31L_22Kpretrain_cascade_mask_rcnn_3x_coco.py:
+# as cascade_mask_rcnn_replk31b_coco.py with drop path 0.7.
 # Weights: pretrain/replknet-31L_in22k.pth, converted from the official
 # RepLKNet-31L_ImageNet-22K.pth by tools/convert_checkpoint.py (README).
 _base_ = ['./cascade_mask_rcnn_replk31b_coco.py']

@@ -1,6 +1,7 @@
 # RepLKNet-31B (ImageNet-1K, 224) + Cascade R-CNN (boxes only), COCO, 3x,
-# DETR-style multi-scale + crop augmentation: the Cascade Mask R-CNN set-up
-# without the mask branch. Assumes 8 GPUs x 1 image = batch 8, 36 epochs.
+# DETR-style multi-scale + crop augmentation. No official config: the set-up
+# of cascade_mask_rcnn_replk31b_coco.py without the mask branch (1 image per
+# GPU, 8 GPUs assumed, lr 4e-4, auto_scale_lr.base_batch_size 8).
 _base_ = [
     './_base_/cascade_mask_rcnn_replk31b_fpn.py',
     './_base_/coco_instance_detr_aug.py', './_base_/det_schedule_3x.py',

@@ -126,11 +126,7 @@ def test_upernet_ade20k(ade20k_root, tmp_path):
 
 
 def test_upernet_cityscapes(cityscapes_root, tmp_path):
-    opts = seg_options(cityscapes_root)
-    # sliding-window inference, as the config, on windows smaller than
-    # the image
-    opts.update({'model.test_cfg.crop_size': '(48,48)',
-                 'model.test_cfg.stride': '(32,32)'})
+    opts = seg_options(cityscapes_root)  # whole-image test, as the config
     values = _train_and_test('upernet_replk31b_cityscapes.py', opts,
                              str(tmp_path), 'iter_2.pth', ['mIoU'])
     assert 0 <= values['mIoU'] <= 100

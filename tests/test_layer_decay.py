@@ -1,34 +1,49 @@
-"""mmreplk.LayerDecayOptimizerConstructor gives each group its documented lr."""
-import math
-
+"""RepLKNet.get_layer_depth and mmreplk.LayerDecayOptimizerConstructor give each
+parameter the official layer-wise group and its lr."""
 import pytest
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
-from mmreplk.engine.optimizers import replknet_group_id
-from mmreplk.models import RepLKNet
+from mmreplk.models import RepLKNet, RepLKNetClassifier
 
+RATE = 0.5
 # 31B's depth (2, 2, 18, 2) at tiny widths: 36 blocks in stage 2.
 DEEP_TINY = dict(layers=[2, 2, 18, 2], channels=[8, 8, 8, 8],
                  large_kernel_sizes=[5, 5, 5, 5], small_kernel=3, dw_ratio=1)
 
 
+def official_group(name: str) -> int:
+    """The rules of get_num_layer_for_replknet (optim_factory.py of the
+    official repository) for a backbone parameter name, written out here
+    independently of mmreplk: stem 0; stages 0, 1 -> 1, 2; stage 2 block j ->
+    3 + j // 4; stage 3 -> 12; transitions 0, 1 -> 1, 2 and transition 2 ->
+    11; anything else 13."""
+    parts = name.split('.')
+    if parts[0] == 'stem':
+        return 0
+    if parts[0] == 'transitions':
+        return {0: 1, 1: 2, 2: 11}[int(parts[1])]
+    if parts[0] == 'stages':
+        stage, block = int(parts[1]), int(parts[3])
+        return {0: 1, 1: 2, 3: 12}.get(stage, 3 + block // 4)
+    return 13
+
+
 class Segmentor(nn.Module):
     """Stands for an mmseg / mmdet model: ``backbone`` plus a head."""
 
-    def __init__(self):
+    def __init__(self, **backbone):
         super().__init__()
-        self.backbone = RepLKNet(arch=DEEP_TINY)
+        self.backbone = RepLKNet(arch=DEEP_TINY, **backbone)
         self.decode_head = nn.Conv2d(8, 3, 1)
 
 
-def build(decay_type: str, scope: str = 'mmseg'):
-    model = Segmentor()
+def build(model: nn.Module, decay_type: str, scope: str = 'mmseg'):
     cfg = dict(
         constructor='mmreplk.LayerDecayOptimizerConstructor',
         optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05),
-        paramwise_cfg=dict(decay_rate=0.5, decay_type=decay_type))
+        paramwise_cfg=dict(decay_rate=RATE, decay_type=decay_type))
     with DefaultScope.overwrite_default_scope(scope):
         wrapper = build_optim_wrapper(model, cfg)
     lr, wd = {}, {}
@@ -40,56 +55,70 @@ def build(decay_type: str, scope: str = 'mmseg'):
 
 
 @pytest.mark.parametrize('scope', ['mmseg', 'mmdet'])
-def test_layer_wise_fourteen_groups(scope):
-    lr, wd = build('layer_wise', scope)
-    g = {name: round(math.log(v, 0.5)) for name, v in lr.items()}
-    # lr = 0.5 ** (13 - group): stem 13 ... head 0
-    expect = {
-        'backbone.stem.0.conv.weight': 13,
-        'backbone.stages.0.blocks.3.pw1.conv.weight': 12,
-        'backbone.transitions.0.0.conv.weight': 11,
-        'backbone.stages.1.blocks.0.prelkb_bn.weight': 11,
-        'backbone.transitions.1.1.conv.weight': 10,
-        'backbone.stages.2.blocks.3.pw2.conv.weight': 10,
-        'backbone.stages.2.blocks.4.prelkb_bn.bias': 9,
-        'backbone.stages.2.blocks.35.pw2.conv.weight': 2,
-        'backbone.transitions.2.0.conv.weight': 1,
-        'backbone.stages.3.blocks.0.pw1.conv.weight': 1,
-        'decode_head.weight': 0,
-    }
-    for name, group in expect.items():
-        assert g[name] == group, name
-    assert sorted(set(g.values())) == list(range(14))
-    assert wd['backbone.stem.0.conv.weight'] == 0.05
-    assert wd['backbone.stem.0.bn.weight'] == 0.0
-    assert wd['decode_head.bias'] == 0.0
+def test_layer_wise_groups_are_the_official_ones(scope):
+    model = Segmentor()
+    lr, wd = build(model, 'layer_wise', scope)
+    seen = set()
+    for name, param in model.named_parameters():
+        local = name[len('backbone.'):] if name.startswith('backbone.') \
+            else 'head'
+        group = official_group(local)
+        seen.add(group)
+        assert model.backbone.get_layer_depth(name) == (group, 14), name
+        assert lr[name] == RATE**(13 - group), name
+        assert wd[name] == (0.0 if param.ndim == 1 else 0.05), name
+    assert seen == set(range(14))
 
 
 def test_stage_wise_six_groups():
-    lr, _ = build('stage_wise')
-    assert lr['backbone.stem.1.conv.weight'] == 0.5**5
-    assert lr['backbone.stages.0.blocks.0.pw1.conv.weight'] == 0.5**4
-    assert lr['backbone.transitions.0.0.conv.weight'] == 0.5**3
-    assert lr['backbone.stages.2.blocks.35.pw1.conv.weight'] == 0.5**2
-    assert lr['backbone.stages.3.blocks.1.pw1.conv.weight'] == 0.5
+    model = Segmentor()
+    lr, _ = build(model, 'stage_wise')
+    # stem 0, stage i with the transition after it i + 1, the rest 5
+    assert lr['backbone.stem.1.conv.weight'] == RATE**5
+    assert lr['backbone.stages.0.blocks.3.pw1.conv.weight'] == RATE**4
+    assert lr['backbone.transitions.0.0.conv.weight'] == RATE**4
+    assert lr['backbone.stages.1.blocks.0.prelkb_bn.weight'] == RATE**3
+    assert lr['backbone.stages.2.blocks.35.pw1.conv.weight'] == RATE**2
+    assert lr['backbone.transitions.2.1.conv.weight'] == RATE**2
+    assert lr['backbone.stages.3.blocks.1.pw1.conv.weight'] == RATE
     assert lr['decode_head.weight'] == 1.0
 
 
-def test_group_ids_of_31b_depth():
-    ids = {replknet_group_id(f'stages.2.blocks.{j}.x', 'layer_wise', 36)[0]
-           for j in range(36)}
-    assert ids == set(range(3, 12))
-    assert replknet_group_id('stem.0.conv.weight', 'layer_wise', 36) == (0,
-                                                                         14)
+def test_output_norms_and_other_depths():
+    # XL's output norms (the official function has no rule for them) join
+    # the last group of their stage.
+    deep = RepLKNet(arch=DEEP_TINY, norm_intermediate_features=True)
+    assert [deep.get_layer_depth(f'backbone.stages.{i}.norm.weight')[0]
+            for i in range(4)] == [1, 2, 11, 12]
+    # Another depth: every stage in groups of 4 blocks (2 layers).
+    other = RepLKNet(arch=dict(DEEP_TINY, layers=[1, 1, 3, 1]))
+    ids = [other.get_layer_depth(f'backbone.{n}')[0] for n in (
+        'stem.0.conv.weight', 'stages.0.blocks.1.pw1.conv.weight',
+        'transitions.1.0.conv.weight', 'stages.2.blocks.3.pw2.conv.weight',
+        'stages.2.blocks.4.pw1.conv.weight', 'transitions.2.0.conv.weight',
+        'stages.3.blocks.0.pw1.conv.weight', 'neck.conv.weight')]
+    assert ids == [0, 1, 2, 3, 4, 4, 5, 6]
+
+
+def test_mmpretrain_contract():
+    # mmpretrain's classifier calls backbone.get_layer_depth(name, 'backbone.')
+    # on full names and scales the lr by rate ** (num_layers - 1 - layer_id).
+    model = RepLKNetClassifier(arch=DEEP_TINY, num_classes=3)
+    assert model.get_layer_depth('head.fc.weight') == (13, 14)
+    assert model.get_layer_depth('backbone.transitions.2.0.conv.weight') == (
+        11, 14)
+    # the flat ImageNet model: no prefix, its final norm and head last
+    assert model.get_layer_depth('stages.1.blocks.0.pw1.conv.weight',
+                                 '') == (2, 14)
+    assert model.get_layer_depth('norm.weight', '') == (13, 14)
 
 
 def test_bad_settings_are_reported():
     with pytest.raises(ValueError, match='decay_type'):
-        build('block_wise')
-    model = nn.Sequential(nn.Conv2d(3, 3, 1))
+        build(Segmentor(), 'block_wise')
     with pytest.raises(ValueError, match='backbone'):
         build_optim_wrapper(
-            model,
+            nn.Sequential(nn.Conv2d(3, 3, 1)),
             dict(constructor='mmreplk.LayerDecayOptimizerConstructor',
                  optimizer=dict(type='AdamW', lr=1.0),
                  paramwise_cfg=dict(decay_rate=0.9)))

@@ -1,25 +1,16 @@
-# RepLKNet-31B + FPN (256) + Cascade Mask R-CNN (DESIGN.md section 5): three
-# cascade stages with 4conv1fc ConvFC box heads (SyncBN), GIoU loss (weight 10)
-# on decoded boxes; SyncBN backbone with gradient checkpointing.
-_base_ = ['mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py']
+# RepLKNet-31B + FPN (256) + Cascade Mask R-CNN, as the official
+# detection/configs/RepLKNet_cascade_mask_rcnn_coco.py: three cascade stages
+# with 4conv1fc ConvFC box heads (SyncBN), GIoU loss (weight 10) on decoded
+# boxes; SyncBN backbone with gradient checkpointing, drop path 0.6.
+_base_ = [
+    'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py', './replknet.py'
+]
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 cascade_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
                 [0.033, 0.033, 0.067, 0.067]]
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmreplk.RepLKNet',
-        arch='31B',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.6,
-        norm_cfg=norm_cfg,
-        with_cp=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://download.openmmlab.com/mmclassification/v0/'
-            'replknet/replknet-31B_3rdparty_in1k_20221118-fd08e268.pth',
-            prefix='backbone.')),
+    backbone=dict(_base_.replknet_31b, _delete_=True, drop_path_rate=0.6),
     neck=dict(in_channels=[128, 256, 512, 1024]),
     roi_head=dict(bbox_head=[
         dict(

@@ -1,6 +1,7 @@
-# COCO instances with the DETR-style multi-scale + crop training augmentation
-# (DESIGN.md section 5): shorter side 480..800 (step 32), or resize to
-# 400/500/600, crop 384..600 and resize again.
+# COCO instances with the official Cascade configs' training augmentation
+# ("from DETR / Sparse R-CNN"): flip, then either shorter side 480..800 (step
+# 32), or shorter side 400/500/600, crop 384..600 and shorter side 480..800
+# again (long side at most 1333). Test at (1333, 800).
 _base_ = ['mmdet::_base_/datasets/coco_instance.py']
 
 multi_scales = [(1333, s) for s in range(480, 801, 32)]
@@ -35,5 +36,5 @@ train_pipeline = [
         ]),
     dict(type='PackDetInputs')
 ]
-# 1 image per GPU, as the official Cascade configs (samples_per_gpu=1).
+# 1 image per GPU, as the official Cascade configs (samples_per_gpu=1; XL 4).
 train_dataloader = dict(batch_size=1, dataset=dict(pipeline=train_pipeline))

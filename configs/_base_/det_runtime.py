@@ -1,8 +1,6 @@
-# Runtime shared by the COCO configs: mmdet's default runtime, mmreplk imported,
-# atomic checkpoints (mmreplk's 'atomic_local' file backend, last 3 kept).
+# Runtime shared by the COCO configs: mmdet's default runtime with atomic
+# checkpoints (mmreplk's 'atomic_local' file backend, last 3 kept).
 _base_ = ['mmdet::_base_/default_runtime.py']
-custom_imports = dict(
-    imports=['mmreplk'], allow_failed_imports=False)
 
 default_hooks = dict(
     checkpoint=dict(

@@ -1,16 +1,22 @@
-# Runtime and schedule shared by the UPerNet configs (RepLKNet paper, DESIGN.md
-# section 5): AdamW lr 2e-4, betas (0.9, 0.999), weight decay 0.05 with none on
-# norm layers, 1500-iteration linear warm-up, then poly (power 1.0) to 0.
+# Runtime and schedule of the UPerNet configs, as the official ones: AdamW
+# lr 2e-4, betas (0.9, 0.999), weight decay 0.05 with none on norm layers
+# (norm_decay_mult=0); a linear warm-up from 1e-6 x lr multiplied into a poly
+# decay (power 1, down to 0) that runs from iteration 0 to the last one:
+# mmcv 1.x's 'poly' policy with linear warm-up, which the official configs
+# use (mmseg 1.x's own configs instead start the poly after the warm-up).
+# Each `end` is one past the official count because an mmengine scheduler
+# with end=n makes its last change at step n - 1 where mmcv 1.x's hook made
+# it at step n: with the +1 the lr equals the official formula at every
+# iteration. Each config sets max_iters, warmup_iters, the batch and
+# auto_scale_lr; docs/configs.md lists the official values.
 # Checkpoints are written atomically (mmreplk's 'atomic_local' file backend).
 _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py'
 ]
-custom_imports = dict(
-    imports=['mmreplk'], allow_failed_imports=False)
 
 max_iters = 160000
-warmup_iters = 1500
+warmup_iters = 1600
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
@@ -26,14 +32,14 @@ param_scheduler = [
         start_factor=1e-6,
         by_epoch=False,
         begin=0,
-        end=warmup_iters),
+        end=warmup_iters + 1),
     dict(
         type='PolyLR',
         power=1.0,
         eta_min=0.0,
         by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters)
+        begin=0,
+        end=max_iters + 1)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=16000)
 default_hooks = dict(
@@ -41,5 +47,3 @@ default_hooks = dict(
         interval=16000,
         max_keep_ckpts=3,
         backend_args=dict(backend='atomic_local')))
-# lr 2e-4 is for a total batch of 32 images; --auto-scale-lr rescales it.
-auto_scale_lr = dict(enable=False, base_batch_size=32)

@@ -364,6 +364,41 @@ class RepLKNet(BaseModule):
         self.load_state_dict(state, strict=True)
         self.train(self.training)
 
+    # ------------------------------------------------------ lr decay groups
+    def get_layer_depth(self, param_name: str, prefix: str = 'backbone.',
+                        decay_type: str = 'layer_wise') -> Tuple[int, int]:
+        """``(layer_id, num_layers)`` of a parameter, for layer-wise lr decay.
+
+        ``layer_wise`` is the official grouping (``get_num_layer_for_replknet`` in
+        the authors' ``optim_factory.py``): stem 0; then each stage in groups of 4
+        blocks (2 RepLK blocks + 2 ConvFFNs), numbered on; a transition, like a
+        stage's output norm, joins the last group of the stage *before* it; names
+        outside ``prefix`` (necks, heads) ``num_layers - 1``. For 31B/31L/XL:
+        stages 0, 1 -> 1, 2; stage 2 -> 3..11; stage 3 -> 12; transitions
+        0, 1, 2 -> 1, 2, 11; the rest 13. ``stage_wise``: stem 0, stage i (with the
+        transition after it) i + 1, the rest ``num_stages + 1``. Same contract as
+        mmpretrain backbones: the lr scale is ``rate ** (num_layers - 1 - layer_id)``.
+        """
+        if decay_type not in ('layer_wise', 'stage_wise'):
+            raise ValueError(f"decay_type must be 'layer_wise' or 'stage_wise', "
+                             f'got {decay_type!r}')
+        blocks = [2 * n for n in self.layers]  # a RepLK block and a ConvFFN per layer
+        per_group = [4 if decay_type == 'layer_wise' else b for b in blocks]
+        groups = [-(-b // g) for b, g in zip(blocks, per_group)]
+        num_layers = sum(groups) + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] == 'stem':
+            return 0, num_layers
+        if parts[0] not in ('stages', 'transitions'):
+            return num_layers - 1, num_layers
+        i = int(parts[1])
+        first = 1 + sum(groups[:i])
+        if parts[0] == 'stages' and parts[2] == 'blocks':
+            return first + int(parts[3]) // per_group[i], num_layers
+        return first + groups[i] - 1, num_layers
+
 
 @MODELS.register_module()
 class RepLKNetClassifier(RepLKNet):
