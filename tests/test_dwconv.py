@@ -388,3 +388,27 @@ def test_triton_kernels_in_interpreter():
     proc = subprocess.run([sys.executable, '-c', _TRITON_SCRIPT], capture_output=True,
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-3000:]
+
+
+def test_benchmark_tool_markdown_and_missing_models(monkeypatch):
+    """tools/analysis_tools/benchmark_dwconv.py: 31B stage shapes, the markdown report, and
+    the training-step line naming what is missing without mmreplk.models' dependencies."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'tools', 'analysis_tools', 'benchmark_dwconv.py')
+    spec = importlib.util.spec_from_file_location('benchmark_dwconv', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.stage_shapes('31b-512', 'cuda') == [
+        ('31b-512 s1', 16, 128, 128, 31), ('31b-512 s2', 16, 256, 64, 29),
+        ('31b-512 s3', 16, 512, 32, 27), ('31b-512 s4', 16, 1024, 16, 13)]
+    r = dict(fwd_stock=4., fwd_stock_cl=2., fwd_fast=1., fwd_fast_cl=3., fb_stock=10.,
+             fb_fast=2.)
+    row = tool.shape_row('31b-224 s4', 'fp32', 8, 1024, 7, 13, r, 'cpu', 0.)
+    assert row[2] == 'cpu' and row[11] == '2.00' and row[15] == '5.00'
+    md = tool.markdown('env line', 'python x', tool.COLUMNS, [row], 'train line')
+    assert '| shape | dtype | backend |' in md and '| 31b-224 s4 | fp32 | cpu |' in md
+    assert md.count('\n|') == 3 and md.rstrip().endswith('train line')
+    monkeypatch.setitem(sys.modules, 'mmreplk.models', None)
+    line = tool.train_step_line('cpu', None, None, 0.1)
+    assert line.startswith('RepLKNet-31B train step: skipped') and 'mmengine' in line
