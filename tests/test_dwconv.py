@@ -4,16 +4,18 @@ import subprocess
 import sys
 import textwrap
 
+import warnings
+from functools import partial
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmreplk.ops import DepthwiseConv2d, depthwise_conv2d
-from mmreplk.ops import dwconv_cpu
+from mmreplk.ops import DepthwiseConv2d, depthwise_conv2d, dwconv, dwconv_cpu
 
 # (N, C, H, W, Kh, Kw): odd square and rectangular kernels 3..31, C=1, batch 1,
-# maps smaller than the kernel, non-square maps, and one map large enough for the FFT rule.
+# maps smaller than the kernel, non-square maps, and one larger map (66x70, K=17).
 SHAPES = [
     (2, 3, 10, 12, 9, 9),
     (1, 1, 5, 7, 13, 13),
@@ -104,6 +106,64 @@ def test_cpu_layouts(layout):
         _close(a, r, 2e-5)
 
 
+# A map on which an FFT used to run (K >= 17, >= 64x64); defects sit near a corner, so a
+# direct convolution confines them to a 19x19 window (361 outputs or weight taps).
+FAITHFUL = (1, 2, 64, 64, 31, 31)
+
+
+def _assert_same_non_finite(got, ref):
+    got = got.double()
+    assert torch.equal(got.isnan(), ref.isnan()), (got.isnan().sum(), ref.isnan().sum())
+    assert torch.equal(got.isinf(), ref.isinf()), (got.isinf().sum(), ref.isinf().sum())
+    assert torch.equal(got[got.isinf()], ref[ref.isinf()])
+    finite = ref.isfinite()
+    _close(got[finite], ref[finite], 2e-5)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_cpu_non_finite_values_stay_in_their_window(value):
+    """One NaN/Inf in the input reaches the outputs and weight taps it reaches in F.conv2d;
+    one in the output gradient reaches the same input-gradient positions."""
+    x, w, _, g = _data(FAITHFUL, torch.float32, bias=False)
+    xd, gd = x.clone(), g.clone()
+    xd[0, 0, 3, 3] = value
+    gd[0, 1, 3, 3] = value
+    y, _, gw, _ = _run(xd, w, None, g, impl='cpu')
+    ref_y, _, ref_gw, _ = _reference(xd, w, None, g)
+    assert ref_y.isfinite().sum() == ref_y.numel() - 361
+    _assert_same_non_finite(y, ref_y)
+    _assert_same_non_finite(gw, ref_gw)
+    _assert_same_non_finite(_run(x, w, None, gd, impl='cpu')[1], _reference(x, w, None, gd)[1])
+
+
+def test_cpu_error_stays_local_near_a_large_spike():
+    """A 1e5 spike in 1e-3 data (input and output gradient): every output and gradient is
+    within 1e-4 of the sum of its terms' magnitudes of float64 (a direct convolution's
+    bound; an FFT's error spreads the spike's rounding over the whole plane)."""
+    x, w, _, g = _data(FAITHFUL, torch.float32, bias=False)
+    x, g = x * 1e-3, g * 1e-3
+    x[0, 0, 3, 3] = g[0, 1, 40, 20] = 1e5
+    got = _run(x, w, None, g, impl='cpu')[:3]
+    ref = _reference(x, w, None, g)[:3]
+    scale = _reference(x.abs(), w.abs(), None, g.abs())[:3]  # |x|*|w|, |g|*|w|, |x|*|g|
+    for a, r, s in zip(got, ref, scale):
+        err = (a.double() - r).abs()
+        assert (err <= 1e-4 * s).all(), (err / s).max()
+
+
+@pytest.mark.parametrize('impl', ['auto', 'torch', 'cpu'])
+def test_empty_batch(impl):
+    x, w, b, _ = _data((0, 3, 64, 64, 31, 31), torch.float32)
+    got = _run(x, w, b, torch.zeros_like(x), impl=impl)
+    ref = _run(x, w, b, torch.zeros_like(x), impl='torch')
+    assert got[0].shape == x.shape and got[1].shape == x.shape
+    for a, r in zip(got, ref):
+        assert torch.equal(a, r)
+    assert torch.equal(dwconv_cpu.weight_grad(x, x, 31, 31), torch.zeros(3, 1, 31, 31))
+    with pytest.raises(RuntimeError, match='Kernel size'):  # as F.conv2d: an empty map
+        depthwise_conv2d(torch.randn(1, 3, 0, 8), w, impl=impl)
+
+
 def test_cpu_autocast_bf16():
     x, w, b, _ = _data((2, 3, 16, 16, 15, 15), torch.float32)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -173,7 +233,6 @@ def test_invalid_impl_values(monkeypatch):
 
 
 def test_explicit_triton_without_cuda_raises(monkeypatch):
-    from mmreplk.ops import dwconv
     x, w, _, _ = _data((1, 2, 5, 5, 3, 3), torch.float32)
     monkeypatch.delenv('TRITON_INTERPRET', raising=False)
     with pytest.raises(RuntimeError, match='triton'):
@@ -184,10 +243,89 @@ def test_explicit_triton_without_cuda_raises(monkeypatch):
     assert dwconv.resolve_impl('auto', x) == 'cpu'
 
 
-def test_import_without_triton():
+def test_select_backend_rule():
+    """Tensor cores for bf16/fp16, and for fp32 when PyTorch's convolutions may use TF32;
+    CUDA-core Triton otherwise; stock for small kernels on CUDA and CPU, or no Triton."""
+    pick = partial(dwconv.select_backend, triton=True, tensor_cores=True, allow_tf32=True)
+    assert pick('auto', 'cuda', torch.bfloat16, 31) == 'triton_tc'
+    assert pick('triton', 'cuda', torch.float16, 5) == 'triton_tc'
+    assert pick('auto', 'cuda', torch.float32, 13) == 'triton_tc'
+    assert pick('auto', 'cuda', torch.float32, 13, allow_tf32=False) == 'triton'
+    assert pick('auto', 'cuda', torch.bfloat16, 13, allow_tf32=False) == 'triton_tc'
+    assert pick('auto', 'cuda', torch.bfloat16, 31, tensor_cores=False) == 'triton'
+    assert pick('triton', 'cpu', torch.bfloat16, 31, interpret=True) == 'triton'
+    assert pick('auto', 'cuda', torch.float32, 5) == 'torch'
+    assert pick('auto', 'cuda', torch.float32, 31, triton=False) == 'torch'
+    assert pick('torch', 'cuda', torch.bfloat16, 31) == 'torch'
+    assert pick('auto', 'cpu', torch.float32, 9) == 'cpu'
+    assert pick('cpu', 'cpu', torch.float32, 7) == 'torch'
+    assert pick('auto', 'mps', torch.float32, 31) == 'torch'
+    with pytest.raises(RuntimeError, match="impl='cpu' needs a CPU tensor"):
+        pick('cpu', 'cuda', torch.float32, 31)
+    with pytest.raises(RuntimeError, match="impl='triton' needs a CUDA tensor"):
+        pick('triton', 'cpu', torch.float32, 31)
+
+
+def test_tf32_rule_follows_pytorch_flags():
+    assert dwconv.conv_allows_tf32()  # PyTorch's default for convolutions
+    try:
+        torch.backends.cudnn.allow_tf32 = False
+        assert not dwconv.conv_allows_tf32()
+    finally:
+        torch.backends.cudnn.allow_tf32 = True
+
+
+class _BrokenTriton:
+    """A Triton backend whose every kernel fails as a compile error would."""
+    calls = 0
+
+    @classmethod
+    def _fail(cls, *args):
+        cls.calls += 1
+        raise RuntimeError('PassManager::run failed (simulated)')
+
+    forward = input_grad = weight_grad = _fail
+
+
+@pytest.fixture
+def broken_triton(monkeypatch):
+    """CPU tensors dispatched as CUDA tensors to :class:`_BrokenTriton`."""
+    monkeypatch.setattr(dwconv, '_device_type', lambda t: 'cuda')
+    monkeypatch.setattr(dwconv, 'triton_available', lambda: True)
+    monkeypatch.setattr(dwconv, '_tensor_cores', lambda kh, kw: False)
+    monkeypatch.setattr(dwconv, '_module', lambda name: _BrokenTriton)
+    monkeypatch.setattr(dwconv, '_FAILED', set())
+    _BrokenTriton.calls = 0
+
+
+def test_auto_falls_back_to_stock_when_triton_fails(broken_triton):
+    """Under 'auto', each failing pass warns once, naming the error, and F.conv2d runs that
+    case from then on; an explicit impl='triton' raises the error."""
+    x, w, b, g = _data((2, 3, 12, 12, 9, 9), torch.float32)
+    with pytest.warns(RuntimeWarning) as record:
+        got = _run(x, w, b, g, impl='auto')
+    messages = [str(r.message) for r in record]
+    assert len(messages) == 3 and _BrokenTriton.calls == 3
+    assert all('RuntimeError: PassManager::run failed (simulated)' in m
+               and 'F.conv2d' in m for m in messages)
+    assert torch.equal(got[0], F.conv2d(x, w, b, 1, 4, 1, 3))
+    for a, r in zip(got, _reference(x, w, b, g)):
+        _close(a, r, 2e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        _run(x, w, b, g, impl='auto')
+    assert _BrokenTriton.calls == 3
+    with pytest.raises(RuntimeError, match='simulated'):
+        depthwise_conv2d(x, w, b, impl='triton')
+
+
+def test_import_needs_only_torch():
+    """``import mmreplk.ops`` (and a call) works without triton, numpy, mmengine, mmcv,
+    mmseg, mmdet: what a torch-only GPU box has."""
     code = textwrap.dedent('''
         import sys
-        sys.modules['triton'] = None  # 'import triton' now fails, find_spec returns None
+        for name in ('triton', 'numpy', 'mmengine', 'mmcv', 'mmseg', 'mmdet'):
+            sys.modules[name] = None  # 'import name' now fails, find_spec returns None
         import torch
         from mmreplk.ops import depthwise_conv2d, dwconv
         assert not dwconv.triton_available()
@@ -196,7 +334,8 @@ def test_import_without_triton():
         assert torch.allclose(y, torch.nn.functional.conv2d(x, w, None, 1, 4, 1, 2), atol=1e-4)
         ''')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True,
+                          text=True, env=env)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -235,6 +374,10 @@ for (n, c, h, w_, kh, kw), dt, bias, cl in cases:
     rel = 2e-5 if dt == torch.float32 else 1e-2
     for got, r, what in zip([y] + [t.grad for t in leaves], ref(x, w, b, g), 'y x w b'.split()):
         check(got, r, rel, what)
+empty = torch.zeros(0, 2, 8, 8, requires_grad=True)
+w = torch.randn(2, 1, 7, 7, requires_grad=True)
+depthwise_conv2d(empty, w, impl='triton').sum().backward()
+assert empty.grad.shape == empty.shape and not w.grad.any()
 print('ok')
 '''
 
@@ -245,3 +388,27 @@ def test_triton_kernels_in_interpreter():
     proc = subprocess.run([sys.executable, '-c', _TRITON_SCRIPT], capture_output=True,
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-3000:]
+
+
+def test_benchmark_tool_markdown_and_missing_models(monkeypatch):
+    """tools/analysis_tools/benchmark_dwconv.py: 31B stage shapes, the markdown report, and
+    the training-step line naming what is missing without mmreplk.models' dependencies."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'tools', 'analysis_tools', 'benchmark_dwconv.py')
+    spec = importlib.util.spec_from_file_location('benchmark_dwconv', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.stage_shapes('31b-512', 'cuda') == [
+        ('31b-512 s1', 16, 128, 128, 31), ('31b-512 s2', 16, 256, 64, 29),
+        ('31b-512 s3', 16, 512, 32, 27), ('31b-512 s4', 16, 1024, 16, 13)]
+    r = dict(fwd_stock=4., fwd_stock_cl=2., fwd_fast=1., fwd_fast_cl=3., fb_stock=10.,
+             fb_fast=2.)
+    row = tool.shape_row('31b-224 s4', 'fp32', 8, 1024, 7, 13, r, 'cpu', 0.)
+    assert row[2] == 'cpu' and row[11] == '2.00' and row[15] == '5.00'
+    md = tool.markdown('env line', 'python x', tool.COLUMNS, [row], 'train line')
+    assert '| shape | dtype | backend |' in md and '| 31b-224 s4 | fp32 | cpu |' in md
+    assert md.count('\n|') == 3 and md.rstrip().endswith('train line')
+    monkeypatch.setitem(sys.modules, 'mmreplk.models', None)
+    line = tool.train_step_line('cpu', None, None, 0.1)
+    assert line.startswith('RepLKNet-31B train step: skipped') and 'mmengine' in line

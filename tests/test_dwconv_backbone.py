@@ -54,3 +54,13 @@ def test_backbone_fast_equals_stock_deploy_form():
     assert reparam and all(m.impl == 'cpu' and m.uses_fast_path() for m in reparam)
     x = torch.randn(2, 3, 64, 64)
     _assert_same(_outputs_and_grads(stock, x), _outputs_and_grads(fast, x))
+
+
+def test_backbone_empty_batch():
+    """RepLKNet-31B's kernels on a 256x256 input with batch 0 (the first stage's 64x64 map
+    once took an FFT path that crashed on empty batches)."""
+    torch.manual_seed(0)
+    model = RepLKNet(arch=dict(ARCH, large_kernel_sizes=[31, 29, 27, 13]), dwconv_impl='cpu')
+    with torch.no_grad():
+        outs = model.eval()(torch.zeros(0, 3, 256, 256))
+    assert [tuple(o.shape) for o in outs] == [(0, 8, 64 // 2**i, 64 // 2**i) for i in range(4)]

@@ -1,72 +1,57 @@
 """CPU strategies for the stride-1 'same' depthwise convolution.
 
 oneDNN's depthwise kernels are fast or slow depending on layout, kernel size and pass
-(see docs/dwconv.md). Every pass here is expressed through one of three strategies:
+(see docs/dwconv.md). Every pass here is a direct convolution run by oneDNN, so rounding
+stays local and NaN/Inf propagate exactly as in ``F.conv2d``:
 
-* ``'nchw'``: stock ``F.conv2d`` on contiguous NCHW (fast for small kernels on small maps);
-* ``'cl'``: stock ``F.conv2d`` on channels_last (oneDNN's JIT depthwise kernel, fast for
-  large kernels; NCHW falls back to a slow im2col path there);
-* ``'fft'``: a real FFT of size ``H + K//2`` (2,3,5-smooth), exact up to rounding.
+* forward, by one of two strategies: ``'nchw'``, stock ``F.conv2d`` on contiguous NCHW (fast
+  for small kernels on small maps), and ``'cl'``, stock ``F.conv2d`` on channels_last
+  (oneDNN's JIT depthwise kernel, fast for large kernels; NCHW falls back to a slow im2col
+  path there);
+* input gradient: the forward convolution of the output gradient with the kernel flipped
+  in both axes;
+* weight gradient: the same sums rearranged as a depthwise forward convolution over the
+  N*C planes in which the output gradient is the kernel (oneDNN's own backward-weights
+  path for depthwise convolutions is im2col, seconds at RepLKNet's shapes).
 
-The input gradient is the forward convolution of the output gradient with the kernel
-flipped in both axes; the weight gradient is an FFT cross-correlation summed over the batch
-in the frequency domain. All arithmetic is fp32; results are cast back to the input dtype
-and returned in the input's memory format.
+All arithmetic is fp32; results are cast back to the input dtype and returned in the
+input's memory format.
 """
-from typing import Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-STRATEGIES = ('nchw', 'cl', 'fft')
-
-
-def _smooth_size(n: int) -> int:
-    """Smallest integer >= n whose prime factors are 2, 3 and 5 (fast FFT lengths)."""
-    while True:
-        m = n
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
-
-
-def _fft_sizes(h: int, w: int, kh: int, kw: int) -> Tuple[int, int]:
-    # A circular length of max(H + K//2, K) keeps the 'same' output and the lags
-    # |d| <= K//2 free of aliasing (the zero padding beyond H absorbs every wrap-around).
-    return _smooth_size(max(h + kh // 2, kh)), _smooth_size(max(w + kw // 2, kw))
+STRATEGIES = ('nchw', 'cl')
 
 
 def choose_strategy(n: int, c: int, h: int, w: int, kh: int, kw: int) -> str:
     """Deterministic rule table for the forward (and input-gradient) convolution.
 
-    Derived from measurements on the 2-core dev machine (docs/dwconv.md): channels_last
-    oneDNN for large kernels, the FFT once maps are large, NCHW for small kernels.
+    Derived from measurements on the 2-core dev machine (docs/dwconv.md): NCHW for small
+    kernels, or kernels up to 13 on maps up to 16x16; channels_last oneDNN otherwise.
     """
     k = max(kh, kw)
-    if k <= 7:
-        return 'nchw'
-    if h * w >= 64 * 64 and k >= 17:
-        return 'fft'
-    if k <= 13 and h * w <= 16 * 16:
+    if k <= 7 or (k <= 13 and h * w <= 16 * 16):
         return 'nchw'
     return 'cl'
 
 
-def prefers_stock(weight: torch.Tensor) -> bool:
+def prefers_stock(kernel_size: int) -> bool:
     """Small kernels (<= 7): oneDNN's JIT kernels are fast in every layout and pass."""
-    return max(weight.shape[-2:]) <= 7
+    return kernel_size <= 7
 
 
-def _as_format_of(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
-        return y.contiguous(memory_format=torch.channels_last)
-    return y.contiguous()
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """The memory format the fast paths return for input ``x``: channels_last when ``x`` is
+    channels_last (and not also contiguous), else contiguous."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
-def conv_same(x: torch.Tensor, weight: torch.Tensor, strategy: str = None) -> torch.Tensor:
+def conv_same(x: torch.Tensor, weight: torch.Tensor,
+              strategy: Optional[str] = None) -> torch.Tensor:
     """fp32 result of the stride-1 'same' depthwise conv ``x`` (N,C,H,W) * ``weight`` (C,1,Kh,Kw).
 
     ``strategy`` None applies :func:`choose_strategy`.
@@ -75,41 +60,40 @@ def conv_same(x: torch.Tensor, weight: torch.Tensor, strategy: str = None) -> to
     kh, kw = weight.shape[-2:]
     if strategy is None:
         strategy = choose_strategy(n, c, h, w, kh, kw)
-    xf, wf = x.float(), weight.float()
-    if strategy == 'nchw':
-        return F.conv2d(xf.contiguous(), wf, None, 1, (kh // 2, kw // 2), 1, c)
-    if strategy == 'cl':
-        xf = xf.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(xf, wf, None, 1, (kh // 2, kw // 2), 1, c)
-    if strategy == 'fft':
-        lh, lw = _fft_sizes(h, w, kh, kw)
-        spec = torch.fft.rfft2(xf, s=(lh, lw))
-        spec *= torch.fft.rfft2(wf.flip(-2, -1)[:, 0], s=(lh, lw))
-        out = torch.fft.irfft2(spec, s=(lh, lw))
-        return out[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
-    raise ValueError(f'unknown CPU strategy {strategy!r}; valid: {STRATEGIES}')
+    if strategy not in STRATEGIES:
+        raise ValueError(f'unknown CPU strategy {strategy!r}; valid: {STRATEGIES}')
+    fmt = torch.channels_last if strategy == 'cl' else torch.contiguous_format
+    xf = x.float().contiguous(memory_format=fmt)
+    return F.conv2d(xf, weight.float(), None, 1, (kh // 2, kw // 2), 1, c)
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor = None) -> torch.Tensor:
+def forward(x: torch.Tensor, weight: torch.Tensor,
+            bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Forward pass; output in ``x``'s dtype and memory format."""
     out = conv_same(x, weight)
     if bias is not None:
         out = out + bias.float().view(1, -1, 1, 1)
-    return _as_format_of(out.to(x.dtype), x)
+    return out.to(x.dtype).contiguous(memory_format=memory_format_of(x))
 
 
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Input gradient: forward conv of ``grad_out`` with the kernel flipped in both axes."""
-    return _as_format_of(conv_same(grad_out, weight.flip(-2, -1)).to(grad_out.dtype), grad_out)
+    out = conv_same(grad_out, weight.flip(-2, -1)).to(grad_out.dtype)
+    return out.contiguous(memory_format=memory_format_of(grad_out))
 
 
 def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    """fp32 weight gradient (C, 1, Kh, Kw) by FFT cross-correlation summed over the batch."""
-    h, w = x.shape[-2:]
-    lh, lw = _fft_sizes(h, w, kh, kw)
-    spec = torch.fft.rfft2(x.float(), s=(lh, lw))
-    spec *= torch.fft.rfft2(grad_out.float(), s=(lh, lw)).conj()
-    corr = torch.fft.irfft2(spec.sum(0), s=(lh, lw))
-    # corr[d] = sum_p x[p + d] * g[p]; tap i has lag i - K//2.
-    corr = torch.roll(corr, shifts=(kh // 2, kw // 2), dims=(-2, -1))
-    return corr[:, None, :kh, :kw].contiguous()
+    """fp32 weight gradient (C, 1, Kh, Kw), computed directly.
+
+    gw[c, i, j] = sum over n, p, q of xpad[n, c, p + i, q + j] * g[n, c, p, q]: for each
+    of the N*C planes, a correlation of the zero-padded input with the output gradient.
+    That is a depthwise forward conv of the planes (channels_last, padding K//2) whose
+    kernels are the output-gradient planes; the N results of each channel are summed.
+    """
+    n, c, h, w = x.shape
+    if n == 0:
+        return x.new_zeros((c, 1, kh, kw), dtype=torch.float32)
+    planes = x.float().reshape(1, n * c, h, w).contiguous(memory_format=torch.channels_last)
+    kernels = grad_out.float().reshape(n * c, 1, h, w)
+    corr = F.conv2d(planes, kernels, None, 1, (kh // 2, kw // 2), 1, n * c)
+    return corr.view(n, c, kh, kw).sum(0).unsqueeze(1)
