@@ -27,23 +27,26 @@ def expected_sizes(h: int, w: int, n: int = 4):
     return sizes
 
 
-@pytest.mark.parametrize('arch', sorted(ARCH_ZOO))
-def test_full_width_stages(arch):
-    """Every arch of the table builds (on 'meta': no memory) with its widths, kernels
-    and depths. Forward wiring is checked at tiny width, full-width numerics in
-    test_reparam_full_31b_and_classifier."""
-    settings = ARCH_ZOO[arch]
+# The paper's ablations: 31B's depths and widths with these kernels (no small kernel
+# for RepLKNet-3); 31B / 31L / XL are pinned by their published parameter counts.
+ABLATION_KERNELS = {'3': [3, 3, 3, 3], '7': [7, 7, 7, 7], '13': [13, 13, 13, 13],
+                    '25': [25, 25, 25, 13]}
+
+
+@pytest.mark.parametrize('arch', sorted(ABLATION_KERNELS))
+def test_ablation_archs(arch):
+    """Built on 'meta' (no memory): depths, widths, kernels. Forward wiring is checked
+    at tiny width, full-width numerics in test_reparam_full_31b_and_classifier."""
     with META:
         model = RepLKNet(arch=arch)
     lk = [s.blocks[0].large_kernel for s in model.stages]
+    assert [len(s.blocks) // 2 for s in model.stages] == ARCH_ZOO['31B']['layers']
     assert [s.blocks[-1].pw2.conv.out_channels for s in model.stages] == \
-        settings['channels']
-    assert [m.lkb_origin.conv.kernel_size[0] for m in lk] == \
-        settings['large_kernel_sizes']
-    assert [len(s.blocks) // 2 for s in model.stages] == settings['layers']
-    small = [m.small_conv.conv.kernel_size[0] if hasattr(m, 'small_conv') else None
-             for m in lk]
-    assert small == [settings['small_kernel']] * len(lk)
+        ARCH_ZOO['31B']['channels']
+    assert [m.lkb_origin.conv.kernel_size[0] for m in lk] == ABLATION_KERNELS[arch]
+    small = {m.small_conv.conv.kernel_size[0] if hasattr(m, 'small_conv') else None
+             for m in lk}
+    assert small == ({None} if arch == '3' else {5})
 
 
 @pytest.mark.parametrize('hw', [(32, 32), (65, 47), (97, 128), (20, 36)])
