@@ -28,7 +28,8 @@ def get_flops():
 
 
 def hand_count(arch, h, w, deploy=False, num_classes=None):
-    """MACs of a RepLKNet (docs/design.md, "Architecture") by hand: {'conv', 'batch_norm', 'linear'}.
+    """MACs of a RepLKNet (docs/design.md, "Architecture") by hand:
+    {'conv', 'batch_norm', 'linear'}.
 
     An eval-mode BatchNorm counts 2 per element (scale and shift), as mmengine does. The
     deploy form keeps the convs minus the merged small kernels, and no BatchNorm.

@@ -65,8 +65,8 @@ def _unwrap(ckpt: dict) -> StateDict:
     sd = {k[len('module.'):] if k.startswith('module.') else k: v
           for k, v in ckpt.items()}
     if not sd or not all(isinstance(v, Tensor) for v in sd.values()):
-        raise CheckpointError('The checkpoint holds no flat state dict of tensors (looked at '
-                         'the top level and the "state_dict" / "model" wrappers)')
+        raise CheckpointError('The checkpoint holds no flat state dict of tensors (looked '
+                              'at the top level and the "state_dict" / "model" wrappers)')
     return sd
 
 
