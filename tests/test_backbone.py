@@ -37,8 +37,8 @@ ABLATION_KERNELS = {'3': [3, 3, 3, 3], '7': [7, 7, 7, 7], '13': [13, 13, 13, 13]
 def test_ablation_archs(arch):
     """Built on 'meta' (no memory): depths, widths, kernels. Forward wiring is checked
     at tiny width, full-width numerics in test_reparam_full_31b_and_classifier."""
-    with META:
-        model = RepLKNet(arch=arch)
+    with META:  # as an int too: what --cfg-options model.backbone.arch=13 gives
+        model = RepLKNet(arch=int(arch))
     lk = [s.blocks[0].large_kernel for s in model.stages]
     assert [len(s.blocks) // 2 for s in model.stages] == ARCH_ZOO['31B']['layers']
     assert [s.blocks[-1].pw2.conv.out_channels for s in model.stages] == \

@@ -69,10 +69,15 @@ def resolve_arch(arch: Union[str, dict], small_kernel=FROM_ARCH,
                  norm_intermediate_features: Optional[bool] = None) -> dict:
     """The checked settings of ``arch`` (a zoo name or a dict) with the overrides applied.
 
+    The ablation names may come as ints (``--cfg-options model.backbone.arch=13`` gives
+    the int 13).
+
     Raises:
         ConfigError: an unknown name, a malformed dict or a setting the network cannot
             be built with (even kernels, a small kernel not smaller than every large one).
     """
+    if isinstance(arch, int) and not isinstance(arch, bool):
+        arch = str(arch)
     if isinstance(arch, str):
         if arch not in ARCH_ZOO:
             raise ConfigError(f'Unknown RepLKNet arch {arch!r}; valid archs: '
