@@ -1,25 +1,20 @@
 """Loading official / mmpretrain / downstream / converted weights, and clear failures."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-from official_format import ARCHS, TINY, official_shapes, random_state_dict
+from conftest import TINY_ARCH, assert_clear_error, run_tool
+from official_format import official_shapes, random_state_dict
 
-from mmreplk.models import (RepLKNet, RepLKNetClassifier,
+from mmreplk.errors import CheckpointError, CheckpointNotFoundError
+from mmreplk.models import (ARCH_ZOO, RepLKNet, RepLKNetClassifier,
                             extract_replknet_state_dict, load_pretrained,
-                            reparameterize_state_dict)
+                            load_replknet_state_dict, reparameterize_state_dict)
 
-ROOT = Path(__file__).resolve().parents[1]
+CONVERT = 'model_converters/convert_checkpoint.py'
 
 
 def tiny_official(num_classes=10, small=3, **kw):
-    arch = dict(TINY, small_kernel=small)
-    shapes = official_shapes(arch['layers'], arch['channels'],
-                             arch['large_kernel_sizes'], small, 1.0,
-                             num_classes=num_classes, **kw)
-    return arch, random_state_dict(shapes)
+    arch = dict(TINY_ARCH, small_kernel=small)
+    return arch, random_state_dict(official_shapes(arch, num_classes=num_classes, **kw))
 
 
 def to_mmpretrain(sd):
@@ -87,20 +82,39 @@ def test_init_cfg_pretrained_and_xl_style_fresh_output_norms(tmp_path):
                                    prefix='backbone.'))
     model.init_weights()
     assert_loaded(model, sd)
-    assert torch.equal(model.stages[2].norm.weight, torch.ones(16))  # stays fresh
+    width = arch['channels'][2]
+    assert torch.equal(model.stages[2].norm.weight, torch.ones(width))  # stays fresh
 
 
+def test_init_cfg_list_converts_like_the_dict_form(tmp_path):
+    """A list init_cfg: the other entries run first, then the Pretrained file goes
+    through the converter (an mmpretrain file, which plain loading would not map)."""
+    arch, sd = tiny_official()
+    torch.save(to_mmpretrain(sd), tmp_path / 'mmpretrain.pth')
+    model = RepLKNetClassifier(arch=arch, num_classes=10, init_cfg=[
+        dict(type='Constant', val=0.5, layer='Linear'),
+        dict(type='Pretrained', checkpoint=str(tmp_path / 'mmpretrain.pth'),
+             prefix='backbone.')])
+    model.init_weights()
+    assert_loaded(model, sd)  # head.weight from head.fc.weight, not the constant
+    broken = RepLKNet(arch=dict(arch, small_kernel=None), init_cfg=[
+        dict(type='Pretrained', checkpoint=str(tmp_path / 'mmpretrain.pth'))])
+    with pytest.raises(CheckpointError, match='unexpected keys'):
+        broken.init_weights()
+
+
+@pytest.mark.slow
 def test_convert_tool_round_trip_full_31b(tmp_path):
-    sd = random_state_dict(official_shapes(*ARCHS['31B']))
+    shapes = official_shapes(ARCH_ZOO['31B'])
+    sd = random_state_dict(shapes)
     torch.save({'model': sd}, tmp_path / 'RepLKNet-31B_ImageNet-1K_224.pth')
-    result = subprocess.run(
-        [sys.executable, str(ROOT / 'tools/convert_checkpoint.py'),
-         str(tmp_path / 'RepLKNet-31B_ImageNet-1K_224.pth'),
-         str(tmp_path / 'pretrain/replknet31b.pth')], capture_output=True, text=True)
+    result = run_tool(CONVERT, str(tmp_path / 'RepLKNet-31B_ImageNet-1K_224.pth'),
+                      str(tmp_path / 'pretrain/replknet31b.pth'))
     assert result.returncode == 0, result.stderr
-    assert 'arch 31B' in result.stdout and '1171 tensors loaded' in result.stdout
+    assert 'arch 31B' in result.stdout
+    assert f'{len(shapes)} tensors loaded' in result.stdout
     converted = torch.load(tmp_path / 'pretrain/replknet31b.pth', weights_only=True)
-    assert len(converted['state_dict']) == 1171
+    assert converted['state_dict'].keys() == {'backbone.' + k for k in shapes}
     model = RepLKNet(arch='31B', init_cfg=dict(
         type='Pretrained', checkpoint=str(tmp_path / 'pretrain/replknet31b.pth'),
         prefix='backbone.'))
@@ -114,8 +128,7 @@ def test_merged_checkpoint_needs_deploy_and_loads_folded(tmp_path):
     ref.load_state_dict(sd)
     ref.eval()
     merged = reparameterize_state_dict(sd)
-    with pytest.raises(ValueError, match='build the model with deploy=True'):
-        from mmreplk.models import load_replknet_state_dict
+    with pytest.raises(CheckpointError, match='build the model with deploy=True'):
         load_replknet_state_dict(RepLKNet(arch=arch), merged)
     # an official merged checkpoint (lkb_reparam, BNs elsewhere) and a training-form one
     official_merged = dict(sd)
@@ -136,12 +149,13 @@ def test_merged_checkpoint_needs_deploy_and_loads_folded(tmp_path):
 def test_mismatched_arch_and_missing_keys_are_named(tmp_path):
     _, sd = tiny_official(small=None)
     torch.save(sd, tmp_path / 'no_small.pth')
-    with pytest.raises(ValueError) as info:
-        load_pretrained(RepLKNet(arch=dict(TINY, small_kernel=3)),
+    with pytest.raises(CheckpointError) as info:
+        load_pretrained(RepLKNet(arch=dict(TINY_ARCH, small_kernel=3)),
                         str(tmp_path / 'no_small.pth'))
     assert 'missing keys' in str(info.value) and 'small_conv' in str(info.value)
-    with pytest.raises(ValueError) as info:
-        load_pretrained(RepLKNet(arch=dict(TINY, channels=[16, 16, 16, 24])),
+    with pytest.raises(CheckpointError) as info:
+        wider = [2 * c for c in TINY_ARCH['channels']]
+        load_pretrained(RepLKNet(arch=dict(TINY_ARCH, channels=wider)),
                         str(tmp_path / 'no_small.pth'))
     assert 'shape mismatches' in str(info.value) and 'another arch' in str(info.value)
 
@@ -155,15 +169,19 @@ def test_corrupt_truncated_and_missing_files(tmp_path):
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'not a checkpoint at all')
     for bad in (truncated, garbage):
-        with pytest.raises(ValueError, match='corrupt or truncated'):
+        with pytest.raises(CheckpointError, match='corrupt or truncated'):
             load_pretrained(RepLKNet(arch=arch), str(bad))
-    with pytest.raises(FileNotFoundError, match='missing.pth'):
+    with pytest.raises(CheckpointNotFoundError, match='missing.pth'):
         load_pretrained(RepLKNet(arch=arch), str(tmp_path / 'missing.pth'))
     torch.save({'foo': torch.zeros(1)}, tmp_path / 'other.pth')
-    with pytest.raises(ValueError, match='No RepLKNet weights'):
+    with pytest.raises(CheckpointError, match='No RepLKNet weights'):
         extract_replknet_state_dict(torch.load(tmp_path / 'other.pth'))
-    result = subprocess.run([sys.executable, str(ROOT / 'tools/convert_checkpoint.py'),
-                             str(truncated), str(tmp_path / 'out.pth')],
-                            capture_output=True, text=True)
-    assert result.returncode == 1 and 'corrupt or truncated' in result.stderr
-    assert 'Traceback' not in result.stderr and not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.slow
+def test_convert_tool_one_line_error(tmp_path):
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(b'PK\x03\x04 not a whole zip')
+    result = run_tool(CONVERT, str(truncated), str(tmp_path / 'out.pth'))
+    assert_clear_error(result, 'corrupt or truncated', 'truncated.pth')
+    assert not (tmp_path / 'out.pth').exists()

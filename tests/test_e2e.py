@@ -1,43 +1,41 @@
-"""End to end through the real CLI: tools/train.py then tools/test.py with a
-tiny RepLKNet on tiny synthetic data sets in the real formats, for every
-config family; tools/dist_train.sh with 2 CPU processes; bad input."""
+"""End to end through the real CLI: tools/train.py then tools/test.py on tiny
+synthetic data sets in the real formats, for every config family (the
+segmentation run must learn: mIoU above the majority-class baseline; the
+others must give finite metrics); tools/dist_train.sh with 2 CPU processes;
+bad input."""
 import math
 import os
 import re
 import socket
 
-from conftest import run_tool
+import pytest
+from conftest import TINY_ARCH, assert_clear_error, loader_options, run_tool
 
-TINY_ARCH = {
+from mmreplk.testing.synthetic import majority_miou
+
+pytestmark = pytest.mark.slow  # every test here runs the tools in subprocesses
+
+
+def _compact(value) -> str:
+    return str(value).replace(' ', '')
+
+
+TINY_BACKBONE = {
     'model.backbone.arch._delete_': 'True',
-    'model.backbone.arch.layers': '[1,1,1,1]',
-    'model.backbone.arch.channels': '[8,16,16,16]',
-    'model.backbone.arch.large_kernel_sizes': '[7,7,5,5]',
-    'model.backbone.arch.small_kernel': '3',
-    'model.backbone.arch.dw_ratio': '1',
+    **{f'model.backbone.arch.{k}': _compact(v) for k, v in TINY_ARCH.items()},
     'model.backbone.with_cp': 'False',
     'model.backbone.init_cfg': 'None',
 }
-
-
-def _loaders(root: str) -> dict:
-    opts = {}
-    for split in ('train', 'val', 'test'):
-        opts.update({
-            f'{split}_dataloader.dataset.data_root': root,
-            f'{split}_dataloader.num_workers': '0',
-            f'{split}_dataloader.persistent_workers': 'False',
-        })
-    return opts
+WIDTHS = TINY_ARCH['channels']
 
 
 def seg_options(root: str, iters: int = 2) -> dict:
     """Tiny UPerNet at 64x64, ``iters`` iterations, validation at the end."""
-    opts = dict(TINY_ARCH, **_loaders(root))
+    opts = dict(TINY_BACKBONE, **loader_options(root))
     opts.update({
-        'model.decode_head.in_channels': '[8,16,16,16]',
+        'model.decode_head.in_channels': _compact(WIDTHS),
         'model.decode_head.channels': '16',
-        'model.auxiliary_head.in_channels': '16',
+        'model.auxiliary_head.in_channels': str(WIDTHS[2]),
         'model.auxiliary_head.channels': '8',
         'model.data_preprocessor.size': '(64,64)',
         'train_dataloader.batch_size': '2',
@@ -55,11 +53,11 @@ def seg_options(root: str, iters: int = 2) -> dict:
 
 def det_options(root: str, scale_keys: list, score_key: str) -> dict:
     """Tiny detector at 128x128, one epoch of 2 iterations."""
-    opts = dict(TINY_ARCH, **_loaders(root))
+    opts = dict(TINY_BACKBONE, **loader_options(root))
     ann = os.path.join(root, 'annotations', 'instances_val2017.json')
     opts.update({k: '[(128,128)]' for k in scale_keys})
     opts.update({
-        'model.neck.in_channels': '[8,16,16,16]',
+        'model.neck.in_channels': _compact(WIDTHS),
         'val_dataloader.dataset.pipeline.1.scale': '(128,128)',
         'test_dataloader.dataset.pipeline.1.scale': '(128,128)',
         'val_evaluator.ann_file': ann,
@@ -118,11 +116,12 @@ def _train_and_test(config: str, options: dict, work_dir: str,
     return values
 
 
-def test_upernet_ade20k(ade20k_root, tmp_path):
-    values = _train_and_test('upernet_replk31b_ade20k.py',
-                             seg_options(ade20k_root), str(tmp_path),
-                             'iter_2.pth', ['mIoU', 'aAcc'])
-    assert 0 <= values['mIoU'] <= 100
+def test_upernet_learns(learned_seg, ade20k_root):
+    """The validation at the end of the short run (tools/test.py on seg is
+    covered by the Cityscapes test) beats predicting the majority class."""
+    log = learned_seg.stdout + learned_seg.stderr
+    miou = _numbers(log, ['mIoU'])['mIoU']
+    assert miou > majority_miou(ade20k_root, num_classes=5) + 1, log[-3000:]
 
 
 def test_upernet_cityscapes(cityscapes_root, tmp_path):
@@ -180,13 +179,14 @@ def test_dist_train_two_cpu_processes(ade20k_root, tmp_path):
     assert os.path.isfile(tmp_path / 'iter_2.pth')
 
 
-# ---- bad input: one clear line, no traceback ----
+# ---- bad input: one clear line, exit status 1, no traceback (the checks
+# themselves are tested in-process in test_tools_common.py) ----
 
-def _assert_clear_error(result, *phrases):
-    assert result.returncode != 0
-    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
-    for phrase in phrases:
-        assert phrase in result.stderr, result.stderr[-3000:]
+def test_missing_checkpoint(ade20k_root, tmp_path):
+    result = run_tool('test.py', 'configs/upernet_replk31b_ade20k.py',
+                      str(tmp_path / 'missing.pth'),
+                      options=loader_options(ade20k_root))
+    assert_clear_error(result, 'checkpoint not found', 'missing.pth')
 
 
 def test_missing_data_root(tmp_path):
@@ -195,40 +195,5 @@ def test_missing_data_root(tmp_path):
         str(tmp_path), options={
             'train_dataloader.dataset.data_root': str(tmp_path / 'nowhere')
         })
-    _assert_clear_error(result, 'data set not found', 'nowhere',
-                        'ADEChallengeData2016.zip')
-
-
-def test_missing_coco_annotations(tmp_path):
-    result = run_tool('test.py', 'configs/cascade_mask_rcnn_replk31b_coco.py',
-                      __file__, '--work-dir', str(tmp_path))
-    _assert_clear_error(result, 'data set not found', 'cocodataset.org')
-
-
-def test_missing_checkpoint(ade20k_root, tmp_path):
-    result = run_tool('test.py', 'configs/upernet_replk31b_ade20k.py',
-                      str(tmp_path / 'missing.pth'),
-                      options=_loaders(ade20k_root))
-    _assert_clear_error(result, 'checkpoint not found', 'missing.pth')
-
-
-def test_missing_pretrained_weights(ade20k_root, tmp_path):
-    result = run_tool('train.py', 'configs/upernet_replk31b-in22k_ade20k-640.py',
-                      '--work-dir', str(tmp_path),
-                      options=_loaders(ade20k_root))
-    _assert_clear_error(result, 'pretrain/replknet-31B_in22k.pth',
-                        'tools/convert_checkpoint.py')
-
-
-def test_unknown_backbone_argument(ade20k_root, tmp_path):
-    result = run_tool('train.py', 'configs/upernet_replk31b_ade20k.py',
-                      '--work-dir', str(tmp_path), options={
-                          'model.backbone.kernel_szie': '31',
-                          **_loaders(ade20k_root)
-                      })
-    _assert_clear_error(result, 'model.backbone', 'kernel_szie')
-
-
-def test_missing_config():
-    result = run_tool('train.py', 'configs/no_such_config.py')
-    _assert_clear_error(result, 'config file not found')
+    assert_clear_error(result, 'data set not found', 'nowhere',
+                       'ADEChallengeData2016.zip')

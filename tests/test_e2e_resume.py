@@ -1,6 +1,5 @@
 """Checkpoints: atomic writes, safe loading on torch >= 2.6, and resuming a
 killed training run at the right iteration with its optimizer state."""
-import io
 import os
 import re
 import signal
@@ -10,7 +9,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import LEARN_ITERS, ROOT, run_tool, tool_command
 from mmengine.fileio import get_file_backend
 from test_e2e import seg_options
 
@@ -38,38 +37,67 @@ def test_latest_checkpoint_skips_a_dangling_pointer(tmp_path):
     assert latest_checkpoint(str(tmp_path / 'empty')) is None
 
 
-def test_weights_only_refuses_other_getattr():
-    from mmengine.logging.history_buffer import HistoryBuffer
-
-    class Sneaky:
-
-        def __reduce__(self):
-            return (getattr, (HistoryBuffer, '__init__'))
-
-    buf = io.BytesIO()
-    torch.save({'x': Sneaky()}, buf)
-    buf.seek(0)
-    with pytest.raises(Exception, match='getattr'):
-        torch.load(buf)
+SAFE_LOAD = """
+import io, pickle, sys
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
 
 
-def _train_cmd(root, work_dir, iters, resume=False):
+class Sneaky:
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+def load(source):
+    try:
+        ckpt = torch.load(source, weights_only=True)
+    except pickle.UnpicklingError as e:
+        return 'refused' + (' getattr' if 'getattr' in str(e) else '')
+    return 'loaded ' + ','.join(sorted(ckpt))
+
+
+sneaky = io.BytesIO()
+torch.save({'x': Sneaky()}, sneaky)
+import mmreplk, mmreplk.models  # no switch
+print(load(sys.argv[1]))
+import mmreplk.engine  # the switch
+print(load(sys.argv[1]))
+sneaky.seek(0)
+print(load(sneaky))
+"""
+
+
+@pytest.mark.slow
+def test_engine_switch_makes_runner_checkpoints_safely_loadable(learned_seg):
+    """A real runner checkpoint under ``weights_only=True``: refused until
+    mmreplk.engine is imported, then loaded; any other getattr stays refused."""
+    ckpt = os.path.join(learned_seg.work_dir, f'iter_{LEARN_ITERS}.pth')
+    result = subprocess.run([sys.executable, '-c', SAFE_LOAD, ckpt],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after, sneaky = result.stdout.strip().splitlines()
+    assert before == 'refused'
+    assert after.startswith('loaded ') and 'message_hub' in after
+    assert sneaky == 'refused getattr'
+
+
+def _train_args(root, work_dir, iters, resume=False):
+    """tools/train.py's arguments and options: a checkpoint every 2 iterations."""
     opts = seg_options(root, iters)
     opts.update({
         'default_hooks.checkpoint.interval': '2',
         'train_cfg.val_interval': '1000',
     })
-    cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'),
-           'configs/upernet_replk31b_ade20k.py', '--work-dir', work_dir]
-    if resume:
-        cmd.append('--resume')
-    return cmd + ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+    args = ['configs/upernet_replk31b_ade20k.py', '--work-dir', work_dir]
+    return args + (['--resume'] if resume else []), opts
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_at_last_checkpoint(ade20k_root, tmp_path):
     work_dir = str(tmp_path)
+    args, opts = _train_args(ade20k_root, work_dir, 1000)
     proc = subprocess.Popen(
-        _train_cmd(ade20k_root, work_dir, 1000), cwd=ROOT,
+        tool_command('train.py', *args, options=opts), cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     try:
@@ -86,9 +114,8 @@ def test_killed_run_resumes_at_last_checkpoint(ade20k_root, tmp_path):
 
     killed_at = int(re.search(r'iter_(\d+)', latest_checkpoint(work_dir))[1])
     target = killed_at + 2
-    resumed = subprocess.run(
-        _train_cmd(ade20k_root, work_dir, target, resume=True), cwd=ROOT,
-        capture_output=True, text=True, timeout=240)
+    args, opts = _train_args(ade20k_root, work_dir, target, resume=True)
+    resumed = run_tool('train.py', *args, options=opts, timeout=240)
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log[-4000:]
     assert f'resumed epoch: 0, iter: {killed_at}' in log, log[-4000:]

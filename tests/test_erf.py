@@ -1,32 +1,30 @@
-"""Effective receptive field: library (mmreplk.analysis.erf) and tools/analyze_erf.py."""
+"""Effective receptive field: library (mmreplk.analysis.erf) and
+tools/analysis_tools/analyze_erf.py."""
 import json
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from conftest import TINY_ARCH, import_tool
 
 from mmreplk.analysis.erf import (area_ratio, area_ratios, compute_erf,
                                   input_gradient_map, list_images, load_image,
                                   normalize_erf)
+from mmreplk.errors import CheckpointError, DataNotFoundError
+from mmreplk.testing.synthetic import write_images
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
-TINY_ARCH = dict(layers=[1, 1, 1, 1], channels=[8, 8, 8, 8],
-                 large_kernel_sizes=[7, 7, 5, 5], small_kernel=3, dw_ratio=1)
+ERF_TOOL = 'analysis_tools/analyze_erf.py'
 
 
-def _write_images(folder, size=(40, 48), formats=('png', 'jpg', 'bmp')):
-    from PIL import Image
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(0)
+def _write_images(folder, formats=('png', 'jpg', 'bmp')):
+    """One synthetic image per format, and a file that is not an image."""
     for i, ext in enumerate(formats):
-        arr = rng.integers(0, 256, (size[0], size[1], 3), dtype=np.uint8)
-        Image.fromarray(arr).save(osp.join(folder, f'img{i}.{ext}'))
+        write_images(folder, 1, size=40, seed=i, ext=ext)
+        os.rename(osp.join(folder, f'synthetic_0000.{ext}'),
+                  osp.join(folder, f'img{i}.{ext}'))
     with open(osp.join(folder, 'notes.txt'), 'w') as f:
         f.write('not an image')
 
@@ -118,33 +116,37 @@ def test_list_and_load_images(tmp_path):
 
 
 def test_synthetic_images(tmp_path):
+    """Full-range RGB images whose power spectrum falls with frequency (1/f noise:
+    far more power at low frequencies than white noise has)."""
     from PIL import Image
-    from mmreplk.analysis.erf import write_synthetic_images
-    paths = write_synthetic_images(str(tmp_path / 's'), 3, size=32, seed=1)
+    paths = write_images(str(tmp_path / 's'), 3, size=32, seed=1)
     assert list_images(str(tmp_path / 's')) == paths
     with Image.open(paths[0]) as im:
-        arr = np.asarray(im)
+        arr = np.asarray(im).astype(np.float64)
     assert arr.shape == (32, 32, 3) and arr.min() <= 1 and arr.max() >= 254
+    power = np.abs(np.fft.fft2(arr.mean(-1) - arr.mean())) ** 2
+    low, high = power[1:3, 1:3].mean(), power[8:16, 8:16].mean()
+    assert low > 20 * high
 
 
 def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
     empty = tmp_path / 'empty'
     empty.mkdir()
     (empty / 'readme.txt').write_text('x')
-    with pytest.raises(FileNotFoundError, match='no image found'):
+    with pytest.raises(DataNotFoundError, match='no image found'):
         list_images(str(empty))
-    with pytest.raises(FileNotFoundError, match='does not exist'):
+    with pytest.raises(DataNotFoundError, match='does not exist'):
         list_images(str(tmp_path / 'missing'))
-    import analyze_erf
-    with pytest.raises(FileNotFoundError, match='no image found'):
-        analyze_erf.main([str(empty), '--models', json.dumps(TINY_ARCH),
+    analyze_erf = import_tool(ERF_TOOL)
+    with pytest.raises(DataNotFoundError, match='no image found'):
+        analyze_erf.main(['--images', str(empty), '--arch', json.dumps(TINY_ARCH),
                           '--out-dir', str(tmp_path / 'out')])
 
 
 # ----------------------------------------------------------------- RepLKNet and the tool
 def test_replknet_erf_within_theoretical_receptive_field():
     """Every nonzero gradient lies within the theoretical receptive field of the centre,
-    computed by hand from the arch (DESIGN.md section 2)."""
+    computed by hand from the arch (docs/design.md, "Architecture")."""
     from mmreplk.models import RepLKNet
     torch.manual_seed(0)
     model = RepLKNet(arch=TINY_ARCH, out_indices=(3, ))
@@ -152,8 +154,9 @@ def test_replknet_erf_within_theoretical_receptive_field():
     erf = compute_erf(model, [torch.randn(3, size, size) for _ in range(2)])
     # (kernel, stride) of every conv on the centre's path, in order
     layers = [(3, 2), (3, 1), (1, 1), (3, 2)]
-    for i, k in enumerate(TINY_ARCH['large_kernel_sizes']):
-        layers += [(1, 1), (max(k, 3), 1), (1, 1), (1, 1), (1, 1)]
+    kernels = TINY_ARCH['large_kernel_sizes']
+    for i, (n, k) in enumerate(zip(TINY_ARCH['layers'], kernels)):
+        layers += [(1, 1), (max(k, 3), 1), (1, 1), (1, 1), (1, 1)] * n
         if i < 3:
             layers += [(1, 1), (3, 2)]
     rf, jump = 1, 1
@@ -170,14 +173,15 @@ def test_replknet_erf_within_theoretical_receptive_field():
 
 
 def test_analyze_erf_tool(tmp_path, capsys):
-    import analyze_erf
+    analyze_erf = import_tool(ERF_TOOL)
     folder = str(tmp_path / 'imgs')
     _write_images(folder)
     out = str(tmp_path / 'out')
     arch = json.dumps(TINY_ARCH)
     torch.manual_seed(0)
-    res = analyze_erf.main([folder, '--models', arch, 'resnet18', '--size', '64',
-                            '--out-dir', out, '--json', str(tmp_path / 'r.json')])
+    res = analyze_erf.main(['--images', folder, '--arch', arch, '--resnet', '18',
+                            '--size', '64', '--out-dir', out,
+                            '--json', str(tmp_path / 'r.json')])
     text = capsys.readouterr().out
     assert 'high-contribution area ratio' in text and '3/3' in text  # progress bar
     files = sorted(os.listdir(out))
@@ -203,32 +207,32 @@ def test_analyze_erf_tool(tmp_path, capsys):
 
 
 def test_load_backbone_weights(tmp_path):
-    """--checkpoint: RepLKNet files through the format converter, other backbones by key
-    (prefixes removed, head keys ignored, missing keys an error)."""
-    import analyze_erf
-    from mmreplk.models import RepLKNet
-    src = RepLKNet(arch=TINY_ARCH, out_indices=(3, ))
+    """--checkpoint: RepLKNet files through the format converter, other backbones through
+    mmengine's loader (prefixes removed, head keys ignored, missing keys an error)."""
+    analyze_erf = import_tool(ERF_TOOL)
+    src = analyze_erf.build_replknet(TINY_ARCH)
     for p in src.state_dict().values():
         if p.is_floating_point():
             p.copy_(torch.randn_like(p).abs())
     path = str(tmp_path / 'replk.pth')
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}},
                path)
-    dst = analyze_erf.build_named_model(json.dumps(TINY_ARCH))
+    dst = analyze_erf.build_replknet(TINY_ARCH)
     analyze_erf.load_backbone_weights(dst, path)
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
 
-    res = analyze_erf.build_named_model('resnet18')
-    sd = {f'module.{k}': torch.randn_like(v.float()).to(v.dtype)
+    res = analyze_erf.build_resnet(18)
+    sd = {f'module.backbone.{k}': torch.randn_like(v.float()).to(v.dtype)
           for k, v in res.state_dict().items()}
     sd['module.fc.weight'] = torch.zeros(10, 512)
-    torch.save(sd, str(tmp_path / 'r18.pth'))
-    res2 = analyze_erf.build_named_model('resnet18')
+    torch.save({'state_dict': sd}, str(tmp_path / 'r18.pth'))
+    res2 = analyze_erf.build_resnet(18)
     analyze_erf.load_backbone_weights(res2, str(tmp_path / 'r18.pth'))
-    assert all(torch.equal(res2.state_dict()[k[7:]], v) for k, v in sd.items()
+    prefix = len('module.backbone.')
+    assert all(torch.equal(res2.state_dict()[k[prefix:]], v) for k, v in sd.items()
                if k != 'module.fc.weight')
-    del sd['module.conv1.weight']
+    del sd['module.backbone.conv1.weight']
     torch.save(sd, str(tmp_path / 'bad.pth'))
-    with pytest.raises(KeyError, match='not in'):
+    with pytest.raises(CheckpointError, match=r'1 weights .* not in .*conv1\.weight'):
         analyze_erf.load_backbone_weights(res2, str(tmp_path / 'bad.pth'))

@@ -1,31 +1,35 @@
-"""Parameters / FLOPs: mmreplk.analysis.complexity and tools/get_flops.py, checked
-against hand counts (one fused multiply-add = one FLOP)."""
+"""Parameters / FLOPs: mmreplk.analysis.complexity and
+tools/analysis_tools/get_flops.py, checked against hand counts (one fused
+multiply-add = one FLOP)."""
 import json
-import os.path as osp
-import sys
 from functools import partial
 
 import pytest
 import torch
 import torch.nn as nn
+from conftest import TINY_ARCH, import_tool
 
-from mmreplk.analysis.complexity import (TensorForward, complexity_report,
-                                         conv2d_macs, count_flops, count_params,
+from mmreplk.analysis.complexity import (TensorForward, build_from_config,
+                                         complexity_report, conv2d_macs,
+                                         count_flops, count_params,
                                          detector_forward, switch_to_deploy,
                                          use_stock_dwconv)
 from mmreplk.ops import DepthwiseConv2d
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
-TINY_ARCH = dict(layers=[1, 1, 1, 1], channels=[8, 8, 8, 8],
-                 large_kernel_sizes=[7, 7, 5, 5], small_kernel=3, dw_ratio=1)
+# a second arch: other widths, a 1.5 dw_ratio, a 9x9 kernel
 ARCH2 = dict(layers=[1, 2, 1, 1], channels=[8, 12, 16, 24],
              large_kernel_sizes=[9, 7, 5, 5], small_kernel=3, dw_ratio=1.5)
+WIDTHS = TINY_ARCH['channels']
+
+
+@pytest.fixture(scope='module')
+def get_flops():
+    return import_tool('analysis_tools/get_flops.py')
 
 
 def hand_count(arch, h, w, deploy=False, num_classes=None):
-    """MACs of a RepLKNet (DESIGN.md section 2) by hand: {'conv', 'batch_norm', 'linear'}.
+    """MACs of a RepLKNet (docs/design.md, "Architecture") by hand:
+    {'conv', 'batch_norm', 'linear'}.
 
     An eval-mode BatchNorm counts 2 per element (scale and shift), as mmengine does. The
     deploy form keeps the convs minus the merged small kernels, and no BatchNorm.
@@ -130,11 +134,10 @@ def test_replknet_backbone_and_report():
     assert deploy['params'] == sum(p.numel() for p in model.parameters())
 
 
-def test_get_flops_tool_arch(tmp_path, capsys):
-    import get_flops
+def test_get_flops_tool_arch(tmp_path, capsys, get_flops):
     out = tmp_path / 'r.json'
-    rows = get_flops.main([json.dumps(TINY_ARCH), '--shape', '64', '--num-classes',
-                           '10', '--json', str(out)])
+    rows = get_flops.main(['--arch', json.dumps(TINY_ARCH), '--shape', '64',
+                           '--num-classes', '10', '--json', str(out)])
     text = capsys.readouterr().out
     assert 'multiply-accumulates' in text and 'deploy' in text
     saved = json.load(open(out))
@@ -143,8 +146,8 @@ def test_get_flops_tool_arch(tmp_path, capsys):
                                    .values())
     assert rows[1]['flops'] == sum(hand_count(TINY_ARCH, 64, 64, deploy=True,
                                               num_classes=10).values())
-    only = get_flops.main([json.dumps(TINY_ARCH), '--shape', '64', '--deploy',
-                           '--backbone-only'])
+    only = get_flops.main(['--arch', json.dumps(TINY_ARCH), '--shape', '64',
+                           '--deploy', '--backbone-only'])
     assert len(only) == 1 and only[0]['flops'] == \
         hand_count(TINY_ARCH, 64, 64, deploy=True)['conv']
 
@@ -159,11 +162,11 @@ model = dict(
     data_preprocessor=dict(type='SegDataPreProcessor', size=(64, 64)),
     backbone=dict(type='mmreplk.RepLKNet', arch={TINY_ARCH!r}, with_cp=True,
                   init_cfg=dict(type='Pretrained', checkpoint='/nonexistent.pth')),
-    decode_head=dict(type='UPerHead', in_channels=[8, 8, 8, 8], in_index=[0, 1, 2, 3],
+    decode_head=dict(type='UPerHead', in_channels={WIDTHS}, in_index=[0, 1, 2, 3],
                      pool_scales=(1, 2, 3, 6), channels=16, dropout_ratio=0.1,
                      num_classes=5, norm_cfg=norm_cfg, align_corners=False,
                      loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-    auxiliary_head=dict(type='FCNHead', in_channels=8, in_index=2, channels=8,
+    auxiliary_head=dict(type='FCNHead', in_channels={WIDTHS[2]}, in_index=2, channels=8,
                         num_convs=1, concat_input=False, dropout_ratio=0.1,
                         num_classes=5, norm_cfg=norm_cfg, align_corners=False,
                         loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)),
@@ -178,7 +181,7 @@ model = dict(
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[0, 0, 0], std=[1, 1, 1],
                            pad_size_divisor=32),
     backbone=dict(type='mmreplk.RepLKNet', arch={TINY_ARCH!r}),
-    neck=dict(type='FPN', in_channels=[8, 8, 8, 8], out_channels=32, start_level=1,
+    neck=dict(type='FPN', in_channels={WIDTHS}, out_channels=32, start_level=1,
               add_extra_convs='on_output', num_outs=5, relu_before_extra_convs=True),
     bbox_head=dict(type='FCOSHead', num_classes=3, in_channels=32, stacked_convs=2,
                    feat_channels=32, strides=[8, 16, 32, 64, 128],
@@ -193,7 +196,7 @@ default_scope = 'mmdet'
 custom_imports = dict(imports=['mmreplk'], allow_failed_imports=False)
 model = dict(
     backbone=dict(_delete_=True, type='mmreplk.RepLKNet', arch={TINY_ARCH!r}),
-    neck=dict(in_channels=[8, 8, 8, 8], out_channels=16),
+    neck=dict(in_channels={WIDTHS}, out_channels=16),
     rpn_head=dict(in_channels=16, feat_channels=16),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=16),
@@ -210,12 +213,10 @@ def _write(tmp_path, name, text):
     return str(path)
 
 
-def test_get_flops_tool_segmentor(tmp_path):
-    import get_flops
+def test_get_flops_tool_segmentor(tmp_path, get_flops):
     cfg = _write(tmp_path, 'seg.py', SEG_CFG)
     rows = get_flops.main([cfg, '--shape', '64', '96'])
     by = {(r['form'], r['part']): r for r in rows}
-    from mmreplk.analysis.complexity import build_from_config
     model, task = build_from_config(cfg)
     assert task == 'seg' and not model.backbone.with_cp
     total = sum(p.numel() for p in model.parameters())
@@ -233,15 +234,20 @@ def test_get_flops_tool_segmentor(tmp_path):
     assert by['deploy', 'backbone']['num_bn'] == 0
 
 
-def test_get_flops_tool_fcos(tmp_path):
-    import get_flops
+def test_get_flops_tool_fcos_with_cfg_options(tmp_path, get_flops):
+    """--cfg-options reaches the model: the backbone counted is ARCH2's."""
+    from mmengine.config import Config
     cfg = _write(tmp_path, 'fcos.py', DET_CFG)
-    rows = get_flops.main([cfg, '--shape', '64', '--train'])
+    options = {f'model.backbone.arch.{k}': v for k, v in ARCH2.items()}
+    options['model.neck.in_channels'] = ARCH2['channels']
+    rows = get_flops.main([cfg, '--shape', '64', '--train', '--cfg-options'] +
+                          [f'{k}={v}'.replace(' ', '') for k, v in options.items()])
     by = {r['part']: r for r in rows}
-    assert by['backbone']['flops'] == sum(hand_count(TINY_ARCH, 64, 64).values())
+    assert by['backbone']['flops'] == sum(hand_count(ARCH2, 64, 64).values())
     assert by['whole']['flops'] > by['backbone']['flops']
-    from mmreplk.analysis.complexity import build_from_config
-    model, task = build_from_config(cfg)
+    merged = Config.fromfile(cfg)
+    merged.merge_from_dict(options)
+    model, task = build_from_config(merged)
     assert task == 'det'
     assert by['whole']['params'] == sum(p.numel() for p in model.parameters())
 
@@ -249,7 +255,6 @@ def test_get_flops_tool_fcos(tmp_path):
 def test_cascade_roi_heads_hand_count(tmp_path):
     """Each extra proposal adds the three Shared2FC bbox heads' MACs, each extra mask
     RoI the three mask heads' (4 convs 3x3, a 2x2 deconv, a 1x1 logits conv)."""
-    from mmreplk.analysis.complexity import build_from_config
     model, task = build_from_config(_write(tmp_path, 'cascade.py', CASCADE_CFG))
     assert task == 'det'
     x = torch.randn(1, 3, 64, 64)

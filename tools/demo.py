@@ -1,6 +1,7 @@
 """The embedded default: train and evaluate a small RepLKNet + UPerNet on CPU.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root data/synthetic_ade]
+        [--cfg-options k=v ...]
 
 Writes a synthetic segmentation data set in the ADE20K on-disk layout (if it is
 not there yet), trains ``configs/demo_upernet_replk-tiny_synthetic.py`` through
@@ -14,12 +15,12 @@ import time
 
 import cv2
 import mmcv
-import numpy as np
 import torch
-from mmengine.config import Config
+from _common import add_cfg_options, load_config, run
 from mmengine.runner import Runner
 
-from mmreplk.testing.synthetic import make_ade20k
+import mmreplk.engine  # noqa: F401  switches the engine on (atomic checkpoints)
+from mmreplk.testing.synthetic import make_ade20k, majority_miou
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo_upernet_replk-tiny_synthetic.py')
@@ -36,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--num-overlays', type=int, default=4,
         help='how many validation predictions to save as PNG')
+    add_cfg_options(parser)
     return parser.parse_args()
 
 
@@ -46,15 +48,6 @@ def ensure_data(root: str) -> None:
         return
     make_ade20k(root, num_train=256, num_val=32, size=64, seed=0)
     print(f'data: wrote 256 training and 32 validation images to {root}')
-
-
-def majority_miou(root: str, num_classes: int) -> float:
-    """mIoU (in %) of predicting the most frequent class everywhere."""
-    counts = np.zeros(256, np.int64)
-    for path in glob.glob(osp.join(root, 'annotations', 'validation', '*')):
-        counts += np.bincount(cv2.imread(path, 0).ravel(), minlength=256)
-    counts = counts[1:num_classes + 1]  # after reduce_zero_label
-    return 100.0 * counts.max() / counts.sum() / num_classes
 
 
 def save_overlays(runner: Runner, out_dir: str, num: int) -> list:
@@ -87,7 +80,7 @@ def main() -> None:
     args = parse_args()
     start = time.time()
     ensure_data(args.data_root)
-    cfg = Config.fromfile(CONFIG)
+    cfg = load_config(CONFIG, args.cfg_options)
     cfg.work_dir = args.work_dir
     cfg.launcher = 'none'
     for split in ('train', 'val', 'test'):
@@ -109,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

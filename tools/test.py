@@ -11,14 +11,14 @@ raw results (mmdet).
 """
 import argparse
 import copy
-import os
 
-from mmengine.config import ConfigDict, DictAction
+from _common import (build_runner, check_backbone_args, check_checkpoint,
+                     check_data, host_scope, load_run_config,
+                     parse_runner_args, run)
+from mmengine.config import ConfigDict
 
-from mmreplk.engine.cli import (build_runner, clear_errors, fail,
-                                host_scope, load_config)
-from mmreplk.engine.preflight import (check_backbone_args, check_checkpoint,
-                                      check_data)
+import mmreplk.engine  # noqa: F401  switches the engine on (safe runner ckpts)
+from mmreplk.errors import ConfigError
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,22 +41,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_runner_args(parser)
 
 
 def enable_visualization(cfg: ConfigDict, args: argparse.Namespace,
@@ -64,8 +50,8 @@ def enable_visualization(cfg: ConfigDict, args: argparse.Namespace,
     """Turn the visualization hook on for --show / --show-dir."""
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
-        fail('--show/--show-dir need default_hooks.visualization in the '
-             'config')
+        raise ConfigError('--show/--show-dir need default_hooks.visualization '
+                          'in the config')
     hook['draw'] = True
     if args.show:
         hook['show'] = True
@@ -110,20 +96,19 @@ def enable_tta(cfg: ConfigDict, scope: str) -> None:
                 ]])
             cfg.tta_pipeline = pipeline
     if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        fail('--tta needs tta_model and tta_pipeline in the config')
+        raise ConfigError('--tta needs tta_model and tta_pipeline in the config')
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.launcher)
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
+                          args.launcher)
     scope = host_scope(cfg)
-    with clear_errors():
-        check_checkpoint(args.checkpoint, 'checkpoint')
-        check_backbone_args(cfg)
-        check_data(cfg, ('test', ))
+    check_checkpoint(args.checkpoint, 'checkpoint')
+    check_backbone_args(cfg)
+    check_data(cfg, ('test', ))
     cfg.load_from = args.checkpoint
     # Testing restores every weight from the checkpoint: skip the ImageNet
     # initialization (and its download).
@@ -138,8 +123,8 @@ def main() -> None:
         cfg.test_evaluator['keep_results'] = True
     if args.out is not None and scope == 'mmdet' and not args.out.endswith(
         ('.pkl', '.pickle')):
-        fail(f'--out must be a .pkl or .pickle file for mmdet, got '
-             f'{args.out}')
+        raise ConfigError(f'--out must be a .pkl or .pickle file for mmdet, '
+                          f'got {args.out}')
 
     runner = build_runner(cfg)
     if args.out is not None and scope == 'mmdet':
@@ -150,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

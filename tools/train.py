@@ -9,18 +9,16 @@ Same command line as mmsegmentation 1.2.2 / mmdetection 3.3.0 ``tools/train.py``
 dir (an interrupted run resumes at the iteration it last saved).
 """
 import argparse
-import os
 import os.path as osp
 
 import torch
-from mmengine.config import DictAction
+from _common import (build_runner, check_backbone_args, check_checkpoint,
+                     check_data, check_pretrained, load_run_config,
+                     parse_runner_args, run, splits_of)
 from mmengine.logging import print_log
 
-from mmreplk.engine import latest_checkpoint
-from mmreplk.engine.cli import (build_runner, clear_errors, fail,
-                                load_config, splits_of)
-from mmreplk.engine.preflight import (check_backbone_args, check_checkpoint,
-                                      check_data, check_pretrained)
+from mmreplk.engine import latest_checkpoint  # switches the engine on
+from mmreplk.errors import ConfigError
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,34 +43,18 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='scale the lr by the real total batch over '
         'auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, key=value (e.g. '
-        'train_cfg.max_iters=1000 model.backbone.drop_path_rate=0.3)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torchrun passes --local-rank (torch >= 2.0), older launchers
-    # --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_runner_args(parser)
 
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.launcher)
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
+                          args.launcher)
 
     if args.amp:
         if not torch.cuda.is_available():
-            fail('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper)')
+            raise ConfigError(
+                '--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper)')
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log('AMP training is already enabled in your config.',
                       logger='current')
@@ -82,8 +64,8 @@ def main() -> None:
 
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            fail('--auto-scale-lr needs auto_scale_lr=dict('
-                 'base_batch_size=...) in the config')
+            raise ConfigError('--auto-scale-lr needs auto_scale_lr=dict('
+                              'base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
@@ -96,13 +78,12 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    with clear_errors():
-        check_backbone_args(cfg)
-        check_data(cfg, splits_of(cfg, ['train', 'val']))
-        check_pretrained(cfg)
-        check_checkpoint(cfg.get('load_from'),
-                         'checkpoint to resume from' if cfg.get('resume')
-                         else 'load_from checkpoint')
+    check_backbone_args(cfg)
+    check_data(cfg, splits_of(cfg, ['train', 'val']))
+    check_pretrained(cfg)
+    check_checkpoint(cfg.get('load_from'),
+                     'checkpoint to resume from' if cfg.get('resume')
+                     else 'load_from checkpoint')
     if cfg.get('resume') and cfg.load_from:
         print_log(f'resuming from {osp.abspath(cfg.load_from)}',
                   logger='current')
@@ -112,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -16,6 +16,7 @@ the count (FLOPs do not depend on the kernel implementation).
 mmseg and mmdet are imported lazily, only by the functions that build from configs.
 """
 import copy
+import importlib
 from collections import Counter
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -23,6 +24,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from mmreplk.errors import ConfigError
 
 # --------------------------------------------------------------------------- counting
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -218,62 +220,41 @@ def is_replknet_cfg(backbone_cfg) -> bool:
     return 'RepLKNet' in str(backbone_cfg.get('type', ''))
 
 
-def build_from_config(config, backbone_overrides: Optional[dict] = None
+def build_from_config(config, backbone_only: bool = False,
+                      backbone_overrides: Optional[dict] = None
                       ) -> Tuple[nn.Module, str]:
-    """Build the segmentor / detector of an mmseg or mmdet config file (or Config).
+    """Build the segmentor / detector of an mmseg or mmdet config (a file or a Config),
+    or only its ``model.backbone``, in eval mode.
 
-    Pretrained ``init_cfg``s are removed and weights are not initialized; SyncBN is
-    reverted to BN. A RepLKNet backbone is built with gradient checkpointing off.
+    Pretrained ``init_cfg`` entries are removed and weights are not initialized;
+    SyncBN is reverted to BN. A RepLKNet backbone is built with gradient
+    checkpointing off; ``backbone_overrides`` update the backbone's settings.
 
     Returns:
-        (model, task) with task 'seg' or 'det'.
+        (model, task) with task 'seg', 'det' or (``backbone_only``) 'backbone'.
     """
     from mmengine.config import Config
     from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
-    scope = cfg.get('default_scope', None)
     model_cfg = copy.deepcopy(cfg.model)
-    if scope is None:
-        scope = 'mmdet' if 'roi_head' in model_cfg or 'bbox_head' in model_cfg \
-            else 'mmseg'
+    scope = cfg.get('default_scope') or (
+        'mmdet' if 'roi_head' in model_cfg or 'bbox_head' in model_cfg else 'mmseg')
     if scope not in ('mmseg', 'mmdet'):
-        raise ValueError(f'unsupported default_scope {scope!r} (mmseg or mmdet)')
+        raise ConfigError(f'unsupported default_scope {scope!r} (mmseg or mmdet)')
     _strip_pretrained(model_cfg)
     model_cfg.pop('pretrained', None)
     backbone = model_cfg.get('backbone', {})
     if is_replknet_cfg(backbone):
         backbone['with_cp'] = False
-    if backbone_overrides:
-        backbone.update(backbone_overrides)
-    init_default_scope(scope)
-    if scope == 'mmseg':
-        from mmseg.registry import MODELS
-    else:
-        from mmdet.registry import MODELS
-    model = MODELS.build(model_cfg)
-    model = revert_sync_batchnorm(model)
-    model.eval()
+    backbone.update(backbone_overrides or {})
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(backbone if backbone_only else model_cfg)
+    model = revert_sync_batchnorm(model).eval()
+    if backbone_only:
+        return model, 'backbone'
     return model, 'seg' if scope == 'mmseg' else 'det'
-
-
-def build_backbone_from_config(config, overrides: Optional[dict] = None
-                               ) -> nn.Module:
-    """Build only ``model.backbone`` of a config (no pretrained weights, BN for SyncBN,
-    gradient checkpointing off for a RepLKNet); ``overrides`` update its settings."""
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS, init_default_scope
-    cfg = config if isinstance(config, Config) else Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    bcfg = copy.deepcopy(cfg.model.backbone)
-    _strip_pretrained(bcfg)
-    bcfg.pop('pretrained', None)
-    if is_replknet_cfg(bcfg):
-        bcfg['with_cp'] = False
-    if overrides:
-        bcfg.update(overrides)
-    return revert_sync_batchnorm(MODELS.build(bcfg))
 
 
 # --------------------------------------------------------------------------- reports
@@ -347,7 +328,6 @@ def format_report(rows: List[dict], title: str = '') -> str:
 __all__ = [
     'count_params', 'count_flops', 'use_stock_dwconv', 'conv2d_macs',
     'switch_to_deploy', 'count_batchnorms', 'TensorForward', 'segmentor_forward',
-    'detector_forward', 'random_proposals', 'build_from_config',
-    'build_backbone_from_config', 'complexity_report',
+    'detector_forward', 'random_proposals', 'build_from_config', 'complexity_report',
     'format_report', 'FlopCount'
 ]

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mmreplk.errors import DataNotFoundError
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp',
                     '.gif', '.ppm', '.pgm', '.pbm')
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -29,10 +31,11 @@ def list_images(folder: str, recursive: bool = False) -> List[str]:
     """Sorted paths of the images (by extension) in ``folder``.
 
     Raises:
-        FileNotFoundError: ``folder`` does not exist or holds no image.
+        DataNotFoundError: ``folder`` does not exist or holds no image (a
+            FileNotFoundError).
     """
     if not osp.isdir(folder):
-        raise FileNotFoundError(f'image folder {folder!r} does not exist')
+        raise DataNotFoundError(f'image folder {folder!r} does not exist')
     paths = []
     if recursive:
         for root, _, files in os.walk(folder):
@@ -42,7 +45,7 @@ def list_images(folder: str, recursive: bool = False) -> List[str]:
     paths = sorted(p for p in paths
                    if osp.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS))
     if not paths:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f'no image found in {folder!r} (looked for files ending in '
             f'{", ".join(IMAGE_EXTENSIONS)})')
     return paths
@@ -65,41 +68,6 @@ def load_image(path: str, size: Union[int, Tuple[int, int]],
         arr = np.asarray(img, dtype=np.float32)
     arr = (arr - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
-
-
-def write_synthetic_images(folder: str, num: int, size: int = 256, seed: int = 0,
-                           ext: str = 'png') -> List[str]:
-    """Write ``num`` synthetic "natural-ish" RGB images: 1/f (pink) noise, whose power
-    spectrum falls like that of natural images, with correlated colour channels and a
-    few random soft-edged discs. For when no real images can be had.
-    """
-    from PIL import Image
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    freq = np.sqrt(fx**2 + fy**2)
-    freq[0, 0] = 1.0 / size
-    amp = 1.0 / freq
-    yy, xx = np.mgrid[:size, :size]
-    paths = []
-    for i in range(num):
-        def pink():
-            phase = rng.uniform(0, 2 * np.pi, amp.shape)
-            field = np.fft.irfft2(amp * np.exp(1j * phase), s=(size, size))
-            return (field - field.mean()) / (field.std() + 1e-12)
-        lum = pink()
-        img = np.stack([lum + 0.35 * pink() for _ in range(3)], axis=-1)
-        for _ in range(rng.integers(2, 6)):
-            cy, cx = rng.uniform(0, size, 2)
-            radius = rng.uniform(size / 16, size / 4)
-            mask = 1 / (1 + np.exp((np.hypot(yy - cy, xx - cx) - radius) / 2.0))
-            img += mask[..., None] * rng.normal(0, 1.5, 3)
-        img = (img - img.min()) / (img.max() - img.min() + 1e-12) * 255
-        path = osp.join(folder, f'synthetic_{i:04d}.{ext}')
-        Image.fromarray(img.astype(np.uint8)).save(path)
-        paths.append(path)
-    return paths
 
 
 def _last_feature(out) -> torch.Tensor:
@@ -277,7 +245,6 @@ def format_ratios(name: str, ratios: dict) -> str:
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'DEFAULT_THRESHOLDS', 'list_images', 'load_image',
-    'write_synthetic_images',
     'input_gradient_map', 'compute_erf', 'normalize_erf', 'area_ratio',
     'area_ratios', 'save_heatmap', 'plot_erf_comparison', 'format_ratios'
 ]

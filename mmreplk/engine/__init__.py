@@ -1,16 +1,26 @@
 """Training-engine pieces: atomic checkpoints, safe resume, layer-wise lr decay.
 
-Importing this package registers the ``'atomic_local'`` file backend and the
-``LayerDecayOptimizerConstructor``, and allow-lists mmengine runner checkpoints
-for ``torch.load(weights_only=True)``. It never imports mmseg or mmdet.
+Importing this package is the switch that turns them on for the whole process (importing
+``mmreplk`` or ``mmreplk.models`` alone changes nothing global). It
+
+* registers :class:`AtomicLocalBackend` as mmengine's ``'atomic_local'`` file backend
+  (:func:`register_atomic_backend`);
+* allow-lists mmengine runner checkpoints for ``torch.load(weights_only=True)``
+  (:func:`allow_runner_checkpoints`);
+* registers ``LayerDecayOptimizerConstructor`` in the ``mmreplk`` registry.
+
+Both calls are idempotent: importing or calling again changes nothing more. Configs switch
+the engine on with ``custom_imports=dict(imports=['mmreplk', 'mmreplk.engine'])``, the
+tools by importing it. It never imports mmseg or mmdet.
 """
 from .checkpoint import (AtomicLocalBackend, allow_runner_checkpoints,
-                         latest_checkpoint)
+                         latest_checkpoint, register_atomic_backend)
 from .optimizers import LayerDecayOptimizerConstructor
 
+register_atomic_backend()
 allow_runner_checkpoints()
 
 __all__ = [
     'AtomicLocalBackend', 'allow_runner_checkpoints', 'latest_checkpoint',
-    'LayerDecayOptimizerConstructor'
+    'register_atomic_backend', 'LayerDecayOptimizerConstructor'
 ]

@@ -3,13 +3,18 @@
 * :class:`AtomicLocalBackend` (file backend ``'atomic_local'``): writes each
   file to a temporary sibling and ``os.replace``-s it, so a killed run never
   leaves a truncated checkpoint. The configs select it with
-  ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``.
+  ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``;
+  :func:`register_atomic_backend` registers it.
 * :func:`allow_runner_checkpoints`: torch >= 2.6 loads with
   ``weights_only=True``, which rejects mmengine's full runner checkpoints
   (message hub ``HistoryBuffer`` objects holding numpy arrays). It allow-lists
   exactly those objects; ``getattr`` is replaced by a version that only
   resolves ``HistoryBuffer``'s statistics methods, so loading an arbitrary
-  file stays as restricted as before.
+  file stays as restricted as before. Older torch loads runner checkpoints
+  without ``weights_only`` (and cannot allow-list a renamed ``getattr``), so
+  there it does nothing.
+
+Nothing here runs at import: ``mmreplk.engine`` calls both registrations.
 """
 import os
 import os.path as osp
@@ -20,7 +25,9 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio.backends import backends
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.utils import digit_version
 
 from mmreplk.utils import atomic_write
 
@@ -40,7 +47,15 @@ class AtomicLocalBackend(LocalBackend):
         self.put(obj.encode(encoding), filepath)
 
 
-register_backend('atomic_local', AtomicLocalBackend, force=True)
+def register_atomic_backend() -> None:
+    """Register :class:`AtomicLocalBackend` as the ``'atomic_local'`` file backend.
+
+    Idempotent; another backend already registered under that name is an error
+    (mmengine's KeyError), not silently replaced.
+    """
+    if backends.get('atomic_local') is not AtomicLocalBackend:
+        register_backend('atomic_local', AtomicLocalBackend)
+
 
 _HISTORY_METHODS = ('min', 'max', 'current', 'mean')
 
@@ -55,15 +70,20 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 
 def allow_runner_checkpoints() -> None:
     """Allow-list the globals of mmengine runner checkpoints for
-    ``torch.load(weights_only=True)`` (idempotent)."""
+    ``torch.load(weights_only=True)`` (idempotent: only missing entries are added;
+    nothing before torch 2.6)."""
+    if digit_version(torch.__version__) < digit_version('2.6.0'):
+        return
     core = getattr(np, '_core', None) or np.core  # numpy 2 / numpy 1
     numpy_types = [np.ndarray, np.dtype, core.multiarray._reconstruct,
                    core.multiarray.scalar]
     numpy_types += [getattr(np.dtypes, n) for n in dir(np.dtypes)
                     if n.endswith('DType')]
-    torch.serialization.add_safe_globals(
-        [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] +
-        numpy_types)
+    wanted = [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] + numpy_types
+    present = torch.serialization.get_safe_globals()
+    missing = [g for g in wanted if g not in present]
+    if missing:
+        torch.serialization.add_safe_globals(missing)
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:

@@ -1,7 +1,7 @@
 """Structural re-parameterization of RepLKNet state dicts (pure tensor functions).
 
-All folding works on state dicts in the official key format (DESIGN.md section 4) and is
-exact in eval mode:
+All folding works on state dicts in the official key format (docs/design.md, "Checkpoint
+formats") and is exact in eval mode:
 
 * every ``P.conv`` + ``P.bn`` pair becomes a biased ``P.conv``;
 * ``P.lkb_origin`` + ``P.small_conv`` become one biased depthwise ``P.lkb_reparam``;
@@ -14,14 +14,13 @@ The result holds no BatchNorm tensors at all. Arithmetic is done in float64.
 """
 from typing import Dict, Optional, Tuple
 
-import re
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .arch import STAGE_NORM
+
 StateDict = Dict[str, Tensor]
-STAGE_NORM = re.compile(r'^stages\.\d+\.norm\.')  # XL's output norms
 BN_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var',
                'num_batches_tracked')
 

@@ -1,1 +1,1 @@
-"""Synthetic data sets for tests and the demo."""
+"""Synthetic images and data sets for the tests, the demo and the tools (numpy, OpenCV)."""

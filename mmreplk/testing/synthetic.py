@@ -1,7 +1,10 @@
-"""Small synthetic data sets written in the real on-disk formats.
+"""Synthetic images and small data sets written in the real on-disk formats: the one
+home of every synthetic image the tests, the demo and the tools use.
 
-Each image shows a few shapes (class = colour + texture + shape) on a textured
-background; the same scenes are written as
+:func:`write_images` writes unlabelled "natural-ish" images (1/f noise), for analyses
+that need only input images (the ERF tool's ``--make-synthetic``). The data sets show a
+few shapes (class = colour + texture + shape) on a textured background; the same scenes
+are written as
 
 * ADE20K (``images/{training,validation}/*.jpg`` + ``annotations/.../*.png``,
   0 = "other", class c stored as c + 1 for ``reduce_zero_label=True``),
@@ -10,8 +13,10 @@ background; the same scenes are written as
 * COCO (``{train,val}2017/*.jpg`` + ``annotations/instances_*.json`` with
   boxes and polygon masks; the shapes use the first four categories).
 
-Used by the tests and by ``tools/demo.py``; only numpy, OpenCV and json.
+Used by the tests, ``tools/demo.py`` and ``tools/analysis_tools/analyze_erf.py``; only
+numpy, OpenCV and json.
 """
+import glob
 import json
 import os
 import os.path as osp
@@ -25,6 +30,47 @@ _STYLES = [((40, 160, 40), 'stripes'), ((30, 30, 200), 'dots'),
            ((200, 120, 20), 'checker'), ((20, 200, 220), 'plain')]
 
 Shape = Tuple[int, np.ndarray]  # (foreground class 1..4, polygon N x 2)
+
+
+def natural_image(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A "natural-ish" RGB image (H x W x 3 uint8): 1/f (pink) noise, whose power
+    spectrum falls like that of natural images, with correlated colour channels and a
+    few random soft-edged discs."""
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    freq = np.sqrt(fx**2 + fy**2)
+    freq[0, 0] = 1.0 / size
+    amp = 1.0 / freq
+
+    def pink():
+        phase = rng.uniform(0, 2 * np.pi, amp.shape)
+        field = np.fft.irfft2(amp * np.exp(1j * phase), s=(size, size))
+        return (field - field.mean()) / (field.std() + 1e-12)
+
+    lum = pink()
+    img = np.stack([lum + 0.35 * pink() for _ in range(3)], axis=-1)
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(rng.integers(2, 6)):
+        cy, cx = rng.uniform(0, size, 2)
+        radius = rng.uniform(size / 16, size / 4)
+        mask = 1 / (1 + np.exp((np.hypot(yy - cy, xx - cx) - radius) / 2.0))
+        img += mask[..., None] * rng.normal(0, 1.5, 3)
+    img = (img - img.min()) / (img.max() - img.min() + 1e-12) * 255
+    return img.astype(np.uint8)
+
+
+def write_images(folder: str, num: int, size: int = 256, seed: int = 0,
+                 ext: str = 'png') -> List[str]:
+    """Write ``num`` images of :func:`natural_image` as ``synthetic_<i>.<ext>`` into
+    ``folder`` (for when no real images can be had); returns their paths."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(num):
+        path = osp.join(folder, f'synthetic_{i:04d}.{ext}')
+        cv2.imwrite(path, natural_image(rng, size)[..., ::-1])  # RGB -> OpenCV's BGR
+        paths.append(path)
+    return paths
 
 
 def _texture(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
@@ -182,3 +228,15 @@ def make_coco(root: str, categories: Sequence[str], num_train: int = 4,
                      categories=categories), f)
     return root
 
+
+def majority_miou(root: str, num_classes: int) -> float:
+    """mIoU (in %) of predicting the most frequent class everywhere on the validation
+    split of an ADE20K-layout set (``reduce_zero_label``: file value c is class c - 1):
+    the baseline a model that learns nothing reaches. As mmseg's IoUMetric, classes
+    absent from the ground truth (and not predicted) are left out of the mean."""
+    counts = np.zeros(256, np.int64)
+    for path in glob.glob(osp.join(root, 'annotations', 'validation', '*.png')):
+        counts += np.bincount(cv2.imread(path, cv2.IMREAD_GRAYSCALE).ravel(),
+                              minlength=256)
+    counts = counts[1:num_classes + 1]
+    return 100.0 * counts.max() / counts.sum() / np.count_nonzero(counts)

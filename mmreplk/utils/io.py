@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from mmreplk.errors import CheckpointError, CheckpointNotFoundError
+
 
 def atomic_write(data: bytes, path: str) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place.
@@ -41,23 +43,24 @@ def atomic_save(obj: Any, path: str) -> None:
 def load_checkpoint_file(path: str, map_location: str = 'cpu') -> Any:
     """Load a checkpoint (local path or URL) with ``weights_only=True``.
 
-    Raises FileNotFoundError / ValueError that name the file when it is missing, corrupt
-    or truncated.
+    Raises :class:`CheckpointNotFoundError` (a FileNotFoundError) / :class:`CheckpointError`
+    (a ValueError) that name the file when it is missing, corrupt or truncated.
     """
     if '://' in path:
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location=map_location)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'Checkpoint file not found: {path}')
+        raise CheckpointNotFoundError(f'Checkpoint file not found: {path}')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
         if found is None:
-            raise ValueError(f'Checkpoint file {path} is corrupt or truncated (not a '
-                             'readable torch checkpoint)') from e
-        raise ValueError(f'Checkpoint file {path} holds a Python object ({found[1]}) '
-                         'that safe (weights_only) loading refuses') from e
+            raise CheckpointError(f'Checkpoint file {path} is corrupt or truncated (not '
+                                  'a readable torch checkpoint)') from e
+        raise CheckpointError(f'Checkpoint file {path} holds a Python object '
+                              f'({found[1]}) that safe (weights_only) loading '
+                              'refuses') from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ValueError(f'Checkpoint file {path} is corrupt or truncated '
-                         f'({type(e).__name__}: {str(e).splitlines()[0]})') from e
+        raise CheckpointError(f'Checkpoint file {path} is corrupt or truncated '
+                              f'({type(e).__name__}: {str(e).splitlines()[0]})') from e

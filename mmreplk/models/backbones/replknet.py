@@ -1,7 +1,9 @@
 """RepLKNet (Ding et al., CVPR 2022), built exactly as the official code.
 
-Module and parameter names match the official checkpoints (DESIGN.md section 4), so official
-and mmpretrain ImageNet weights load strictly (see :mod:`mmreplk.models.checkpoint`).
+Module and parameter names match the official checkpoints (docs/design.md, "Checkpoint
+formats"), so official and mmpretrain ImageNet weights load strictly (see
+:mod:`mmreplk.models.weights`). The arch table and the argument checks are in
+:mod:`mmreplk.models.arch`.
 """
 import contextlib
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -10,24 +12,16 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import PretrainedInit
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
+from mmreplk.errors import ConfigError
 from mmreplk.registry import MODELS
+from ..arch import ARCH_ZOO, FROM_ARCH, resolve_arch
 from ..layers import ConvBN, ConvFFN, RepLKBlock
 from ..reparam import reparameterize_state_dict
-
-ARCH_KEYS = ('layers', 'channels', 'large_kernel_sizes', 'small_kernel', 'dw_ratio')
-FROM_ARCH = 'arch'  # default of arguments that take the arch's own value
-
-
-def _arch(channels, kernels, small_kernel=5, dw_ratio=1.0, norm_out=False) -> dict:
-    return dict(layers=[2, 2, 18, 2], channels=channels, large_kernel_sizes=kernels,
-                small_kernel=small_kernel, dw_ratio=dw_ratio,
-                norm_intermediate_features=norm_out)
-
-
-_W31B = [128, 256, 512, 1024]
+from ..weights import load_pretrained
 
 
 def _frozen_bn_stats(module: nn.Module):
@@ -125,20 +119,12 @@ class RepLKNet(BaseModule):
         dwconv_impl: Implementation of the depthwise convs (see :mod:`mmreplk.ops`).
         channels_last: Run in channels_last memory format; default (None): on CPU, where
             oneDNN's 1x1 and depthwise convs are several times faster in it than in NCHW.
-        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=...,
-            prefix=...)`` accepts official, mmpretrain, downstream and converted files.
+        init_cfg: mmengine init config, a dict or a list; a ``dict(type='Pretrained',
+            checkpoint=..., prefix=...)`` entry accepts official, mmpretrain, downstream
+            and converted files (see :meth:`init_weights`).
     """
 
-    arch_zoo: Dict[str, dict] = {
-        '31B': _arch(_W31B, [31, 29, 27, 13]),
-        '31L': _arch([192, 384, 768, 1536], [31, 29, 27, 13]),
-        'XL': _arch([256, 512, 1024, 2048], [27, 27, 27, 13], small_kernel=None,
-                    dw_ratio=1.5, norm_out=True),
-        '3': _arch(_W31B, [3, 3, 3, 3], small_kernel=None),
-        '7': _arch(_W31B, [7, 7, 7, 7]),
-        '13': _arch(_W31B, [13, 13, 13, 13]),
-        '25': _arch(_W31B, [25, 25, 25, 13]),
-    }
+    arch_zoo: Dict[str, dict] = ARCH_ZOO  # mmpretrain's name for the arch table
 
     def __init__(self,
                  arch: Union[str, dict] = '31B',
@@ -158,26 +144,23 @@ class RepLKNet(BaseModule):
                  channels_last: Optional[bool] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        settings = self._resolve_arch(arch)
-        if small_kernel != FROM_ARCH:
-            settings['small_kernel'] = small_kernel
-        if dw_ratio is not None:
-            settings['dw_ratio'] = dw_ratio
-        if norm_intermediate_features is not None:
-            settings['norm_intermediate_features'] = norm_intermediate_features
-        self._check_settings(settings, ffn_ratio, drop_path_rate)
+        settings = resolve_arch(arch, small_kernel, dw_ratio, norm_intermediate_features)
+        if ffn_ratio <= 0:
+            raise ConfigError(f'ffn_ratio must be > 0, got {ffn_ratio}')
+        if not 0 <= drop_path_rate < 1:
+            raise ConfigError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
         self.settings = settings
         self.layers = list(settings['layers'])
         self.channels = list(settings['channels'])
         self.num_stages = len(self.layers)
         if not isinstance(in_channels, int) or in_channels <= 0:
-            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
+            raise ConfigError(f'in_channels must be a positive int, got {in_channels!r}')
         self.in_channels = in_channels
         self.out_indices = self._check_out_indices(out_indices)
         if not (isinstance(frozen_stages, int) and
                 -1 <= frozen_stages <= self.num_stages):
-            raise ValueError(f'frozen_stages must be an int in [-1, {self.num_stages}]'
-                             f', got {frozen_stages!r}')
+            raise ConfigError(f'frozen_stages must be an int in [-1, {self.num_stages}]'
+                              f', got {frozen_stages!r}')
         self.frozen_stages = frozen_stages
         self.drop_path_rate = drop_path_rate
         self.ffn_ratio = ffn_ratio
@@ -191,65 +174,17 @@ class RepLKNet(BaseModule):
         self._freeze_stages()
 
     # ------------------------------------------------------------------ set-up
-    @classmethod
-    def _resolve_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise ValueError(f'Unknown RepLKNet arch {arch!r}; valid archs: '
-                                 f'{sorted(cls.arch_zoo)} or a dict with keys '
-                                 f'{ARCH_KEYS[:3]} (optional {ARCH_KEYS[3:]})')
-            return dict(cls.arch_zoo[arch])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        missing = [k for k in ARCH_KEYS[:3] if k not in arch]
-        unknown = set(arch) - set(ARCH_KEYS) - {'norm_intermediate_features'}
-        if missing or unknown:
-            raise ValueError(f'Custom arch dict: missing keys {missing}, unknown keys '
-                             f'{sorted(unknown)}; expected {ARCH_KEYS}')
-        settings = dict(small_kernel=5, dw_ratio=1.0, norm_intermediate_features=False)
-        settings.update(arch)
-        return settings
-
-    @staticmethod
-    def _check_settings(s: dict, ffn_ratio: float, drop_path_rate: float) -> None:
-        n = len(s['layers'])
-        if n == 0 or any(len(s[k]) != n for k in ARCH_KEYS[:3]):
-            raise ValueError('layers, channels and large_kernel_sizes must be non-empty '
-                             f'and of equal length, got {s["layers"]}, {s["channels"]}, '
-                             f'{s["large_kernel_sizes"]}')
-        for name in ('layers', 'channels'):
-            if any(not isinstance(v, int) or v <= 0 for v in s[name]):
-                raise ValueError(f'{name} must be positive ints, got {s[name]}')
-        for k in s['large_kernel_sizes']:
-            if not isinstance(k, int) or k <= 0 or k % 2 == 0:
-                raise ValueError('large_kernel_sizes must be positive odd ints (the '
-                                 f'kernel is centred), got {s["large_kernel_sizes"]}')
-        sk = s['small_kernel']
-        if sk is not None:
-            if not isinstance(sk, int) or sk <= 0 or sk % 2 == 0:
-                raise ValueError(f'small_kernel must be a positive odd int or None, '
-                                 f'got {sk!r}')
-            if sk >= min(s['large_kernel_sizes']):
-                raise ValueError(f'small_kernel ({sk}) must be smaller than every large '
-                                 f'kernel {s["large_kernel_sizes"]}; use small_kernel='
-                                 'None to drop the re-parameterization branch')
-        if s['dw_ratio'] <= 0 or ffn_ratio <= 0:
-            raise ValueError(f'dw_ratio and ffn_ratio must be > 0, got '
-                             f'{s["dw_ratio"]} and {ffn_ratio}')
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
-
     def _check_out_indices(self, out_indices: Sequence[int]) -> Tuple[int, ...]:
         if isinstance(out_indices, int):
             out_indices = (out_indices,)
         result = []
         for i in out_indices:
             if not isinstance(i, int) or not -self.num_stages <= i < self.num_stages:
-                raise ValueError(f'out_indices must be ints in [0, {self.num_stages}), '
-                                 f'got {tuple(out_indices)}')
+                raise ConfigError(f'out_indices must be ints in [0, {self.num_stages}), '
+                                  f'got {tuple(out_indices)}')
             result.append(i % self.num_stages)
         if not result:
-            raise ValueError('out_indices must name at least one stage')
+            raise ConfigError('out_indices must name at least one stage')
         return tuple(sorted(set(result)))
 
     def _build_layers(self) -> None:
@@ -261,7 +196,8 @@ class RepLKNet(BaseModule):
             ConvBN(c[0], c[0], 1, act=True, **norm),
             ConvBN(c[0], c[0], 3, stride=2, groups=c[0], act=True, **norm),
         ])
-        dpr = torch.linspace(0, self.drop_path_rate, sum(self.layers)).tolist()
+        dpr = torch.linspace(0, self.drop_path_rate, sum(self.layers),
+                             device='cpu').tolist()  # also when built on 'meta'
         self.stages = nn.ModuleList()
         self.transitions = nn.ModuleList()
         for i, n in enumerate(self.layers):
@@ -326,35 +262,51 @@ class RepLKNet(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        """PyTorch default init, or the ``Pretrained`` checkpoint of ``init_cfg``.
-
-        Pretrained files of every supported format are converted and loaded strictly; a
-        mismatch raises a ValueError naming the keys (see :mod:`..checkpoint`).
+        """Run ``init_cfg`` (a dict or a list of them), as mmengine does, except that each
+        ``Pretrained`` entry loads through :func:`~mmreplk.models.weights.load_pretrained`:
+        official, mmpretrain, downstream and converted files are converted and loaded
+        strictly (a mismatch raises a :class:`~mmreplk.errors.CheckpointError` naming
+        the keys). As in mmengine, the ``Pretrained`` entries run after the others.
         """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from ..checkpoint import load_pretrained
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else \
+            [self.init_cfg] if self.init_cfg else []
+        pretrained = [c for c in cfgs if c.get('type') in ('Pretrained', PretrainedInit)]
+        if self._is_init or not pretrained:
+            super().init_weights()
+            return
+        init_cfg = self.init_cfg
+        self.init_cfg = [c for c in cfgs if c not in pretrained] or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        for cfg in pretrained:
             load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
                             map_location=cfg.get('map_location', 'cpu'))
-            self._is_init = True
-            return
-        super().init_weights()
 
     # ------------------------------------------------------------- deployment
     def switch_to_deploy(self) -> None:
-        """Re-parameterize in place: merge the small kernels into the large ones, fold
-        every BN into its conv and each pre-BN into the next 1x1 conv (no BN is left).
+        """Re-parameterize: merge the small kernels into the large ones, fold every BN
+        into its conv and each pre-BN into the next 1x1 conv (no BN is left).
 
         The result equals the training form in eval mode, and its state dict loads
         strictly into a model built with ``deploy=True``.
+
+        The stem, stages and transitions are **rebuilt** (new modules and parameters,
+        on the old device and dtype). Whatever was made from the old ones before the call
+        is stale: parameter references, optimizer param groups, forward / backward hooks
+        on submodules, and wrappers (DDP, EMA, ``torch.compile``). Call it on a model
+        that will only run inference, before wrapping it or building an optimizer.
+        Models whose norms are not BatchNorm raise a
+        :class:`~mmreplk.errors.ConfigError`.
         """
         if self.deploy:
             return
         bad = [type(m).__name__ for m in self.modules()
                if 'Norm' in type(m).__name__ and not isinstance(m, _BatchNorm)]
         if bad:
-            raise TypeError(f'switch_to_deploy folds BatchNorm layers only; this model '
-                            f'has {sorted(set(bad))} (norm_cfg={self.norm_cfg})')
+            raise ConfigError(f'switch_to_deploy folds BatchNorm layers only; this '
+                              f'model has {sorted(set(bad))} (norm_cfg={self.norm_cfg})')
         state = reparameterize_state_dict(self.state_dict(),
                                           eps=self.norm_cfg.get('eps', 1e-5))
         ref = next(self.parameters())
@@ -411,7 +363,7 @@ class RepLKNetClassifier(RepLKNet):
     def __init__(self, arch: Union[str, dict] = '31B', num_classes: int = 1000,
                  **kwargs) -> None:
         if num_classes <= 0:
-            raise ValueError(f'num_classes must be positive, got {num_classes}')
+            raise ConfigError(f'num_classes must be positive, got {num_classes}')
         self.num_classes = num_classes
         kwargs.setdefault('norm_intermediate_features', False)
         super().__init__(arch, out_indices=(-1,), **kwargs)

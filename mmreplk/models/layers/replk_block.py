@@ -1,5 +1,5 @@
 """RepLKNet's building blocks: the re-parameterizable large-kernel conv, the RepLK block and
-the ConvFFN block (DESIGN.md section 2)."""
+the ConvFFN block (docs/design.md, "Architecture")."""
 from functools import partial
 from typing import Optional
 

@@ -4,16 +4,16 @@ vs deploy form, stock vs fast depthwise conv, against mmseg's Swin-B in the same
 Examples::
 
     # CPU targets of the project: batch 1 @224 inference, batch 2 @128 training step
-    python tools/benchmark.py 31B --batch 1 --shape 224 --compare swin-b
-    python tools/benchmark.py 31B --batch 2 --shape 128 --train --no-infer --compare swin-b
+    python tools/analysis_tools/benchmark.py --arch 31B --batch 1 --shape 224 --compare swin-b
+    python tools/analysis_tools/benchmark.py --arch 31B --batch 2 --shape 128 --train --no-infer --compare swin-b
     # the paper's GPU setting (fp32, batch 64), and the depthwise-conv time share
-    python tools/benchmark.py 31B --device cuda --batch 64 --shape 224 --compare swin-b
-    python tools/benchmark.py 31B --profile
+    python tools/analysis_tools/benchmark.py --arch 31B --device cuda --batch 64 --shape 224 --compare swin-b
+    python tools/analysis_tools/benchmark.py --arch 31B --profile
     # the backbone of a config
-    python tools/benchmark.py configs/upernet_replk31b_ade20k.py --shape 512
+    python tools/analysis_tools/benchmark.py configs/upernet_replk31b_ade20k.py --shape 512
 
-CONFIG_OR_ARCH is a RepLKNet arch (31B 31L XL 3 7 13 25, or a JSON arch dict) or an
-mmseg/mmdet config whose backbone is measured. Every model is the bare backbone (four
+The model is the backbone of an mmseg/mmdet CONFIG, or a RepLKNet --arch (31B 31L XL 3 7
+13 25, or a JSON arch dict). Every model is the bare backbone (four
 output stages) for RepLKNet and Swin-B alike. 'stock' is the path the reference
 implementations (mmpretrain, official) run: NCHW and PyTorch's F.conv2d
 (``dwconv_impl='torch', channels_last=False``); 'fast' is mmreplk's default (fast
@@ -26,10 +26,13 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+
+from _common import add_model_args, load_config, run  # noqa: E402
 
 from mmreplk.analysis.benchmark import (benchmark, build_swin_b,  # noqa: E402
                                         dwconv_time_share)
+from mmreplk.analysis.complexity import build_from_config  # noqa: E402
 
 # 'stock': the path of the reference implementations (mmpretrain, official): NCHW and
 # F.conv2d; 'fast': mmreplk's defaults (fast depthwise conv, channels_last on CPU).
@@ -39,7 +42,7 @@ IMPLS = {'stock': dict(dwconv_impl='torch', channels_last=False), 'fast': {}}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('target', metavar='CONFIG_OR_ARCH')
+    add_model_args(p, 'measure this RepLKNet arch instead of a config\'s backbone')
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--shape', type=int, nargs='+', default=[224], help='S or H W')
     p.add_argument('--amp', action='store_true',
@@ -66,17 +69,19 @@ def parse_args(argv=None):
         p.error('--shape takes S or H W')
     if args.no_infer and not args.train and not args.profile:
         p.error('nothing to measure')
+    if (args.config is None) == (args.arch is None):
+        p.error('give a CONFIG or --arch (one of them)')
     return args
 
 
-def build_replknet(target, overrides, deploy):
-    if target.endswith('.py'):
-        from mmreplk.analysis.complexity import build_backbone_from_config
-        model = build_backbone_from_config(target, overrides)
+def build_replknet(args, overrides, deploy):
+    if args.config is not None:
+        cfg = load_config(args.config, args.cfg_options)
+        model, _ = build_from_config(cfg, backbone_only=True,
+                                     backbone_overrides=overrides)
     else:
         from mmreplk.models import RepLKNet
-        arch = json.loads(target) if target.strip().startswith('{') else target
-        model = RepLKNet(arch=arch, **overrides)
+        model = RepLKNet(arch=args.arch, **overrides)
     if deploy:
         model.switch_to_deploy()
     return model
@@ -92,20 +97,20 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        return run(args)
+        return measure(args)
     finally:
         torch.set_num_threads(threads)
 
 
-def run(args):
+def measure(args):
     device = torch.device(args.device)
     shape = tuple(args.shape) if len(args.shape) == 2 else (args.shape[0], ) * 2
-    if args.target.endswith('.py'):
-        name = osp.splitext(osp.basename(args.target))[0]
-    elif args.target.strip().startswith('{'):
+    if args.config is not None:
+        name = osp.splitext(osp.basename(args.config))[0]
+    elif isinstance(args.arch, dict):
         name = 'RepLKNet-custom'
     else:
-        name = f'RepLKNet-{args.target}'
+        name = f'RepLKNet-{args.arch}'
     forms = ['deploy'] if args.deploy else ['train', 'deploy']
     modes = [] if args.no_infer else ['infer']
     if args.train and not args.deploy:
@@ -118,7 +123,7 @@ def run(args):
         if not form_modes and not args.profile:
             continue
         for impl_name in args.impls:
-            model = build_replknet(args.target, IMPLS[impl_name], form == 'deploy')
+            model = build_replknet(args, IMPLS[impl_name], form == 'deploy')
             for mode in form_modes:
                 r = benchmark(model, args.batch, shape, mode, **kw)
                 rows.append(dict(model=name, form=form, dwconv=impl_name, **r))
@@ -184,4 +189,4 @@ def run(args):
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -3,13 +3,13 @@
 Examples::
 
     # RepLKNet-31B, 13 and mmseg's ResNet-101/152 side by side, 50 images at 1024
-    python tools/analyze_erf.py data/erf_images --models 31B 13 resnet101 resnet152 \
-        --size 1024 --num-images 50 --out-dir work_dirs/erf
+    python tools/analysis_tools/analyze_erf.py --images data/erf_images --arch 31B 13 \
+        --resnet 101 152 --size 1024 --num-images 50 --out-dir work_dirs/erf
     # the backbone of a config, with trained weights
-    python tools/analyze_erf.py data/erf_images --config configs/upernet_replk31b_ade20k.py \
-        --checkpoint work_dirs/upernet/iter_160000.pth --name upernet31b
+    python tools/analysis_tools/analyze_erf.py configs/upernet_replk31b_ade20k.py \
+        --images data/erf_images --checkpoint work_dirs/upernet/iter_160000.pth --name upernet31b
     # only the comparison figure and r(t) of saved maps
-    python tools/analyze_erf.py --compare work_dirs/erf/erf_31B.npy work_dirs/erf/erf_resnet101.npy
+    python tools/analysis_tools/analyze_erf.py --compare work_dirs/erf/erf_31B.npy work_dirs/erf/erf_resnet101.npy
 
 For every model it saves ``erf_<name>.npy`` (the averaged, unnormalized map) and
 ``erf_<name>.png`` (the heat map of ``log10(x + 1)`` rescaled to [0, 1]) and prints the
@@ -25,30 +25,32 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 
-from mmreplk.analysis.complexity import build_backbone_from_config  # noqa: E402
+from _common import add_model_args, load_config, run  # noqa: E402
+
+from mmreplk.analysis.complexity import build_from_config  # noqa: E402
 from mmreplk.analysis.erf import (DEFAULT_THRESHOLDS, area_ratios,  # noqa: E402
                                   compute_erf, format_ratios, list_images,
-                                  plot_erf_comparison, save_heatmap,
-                                  write_synthetic_images)
+                                  plot_erf_comparison, save_heatmap)
+from mmreplk.errors import CheckpointError, ConfigError  # noqa: E402
 
-REPLKNET_ARCHS = ('31B', '31L', 'XL', '3', '7', '13', '25')
+# what surrounds a backbone's keys in mmengine / mmseg / mmdet / DDP checkpoints
+REVISE_KEYS = [(r'^module\.', ''), (r'^backbone\.', '')]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('images', nargs='?', help='folder of images (any common format)')
-    p.add_argument('--models', nargs='+', default=[],
-                   help='RepLKNet archs (31B 31L XL 3 7 13 25), resnet<depth> '
-                        '(mmseg/mmdet ResNet, e.g. resnet101 resnet152), or a JSON '
-                        'RepLKNet arch dict')
-    p.add_argument('--config', help='analyse the backbone of this mmseg/mmdet config')
+    add_model_args(p, 'RepLKNet archs to analyse', many_archs=True)
+    p.add_argument('--resnet', type=int, nargs='+', default=[], metavar='DEPTH',
+                   help="mmseg's ResNet of these depths (e.g. 101 152), for comparison")
+    p.add_argument('--images', help='folder of images (any common format)')
     p.add_argument('--checkpoint',
-                   help='weights for --config or for a single --models entry '
-                        '(flat, "backbone."-prefixed, or wrapped in state_dict/model)')
-    p.add_argument('--name', help='name of the --config model in outputs')
+                   help='weights for the single model analysed (any RepLKNet format; '
+                        'other backbones: "backbone."/"module." prefixes removed, '
+                        'extra keys such as a classifier ignored)')
+    p.add_argument('--name', help='name of the CONFIG model in outputs')
     p.add_argument('--size', type=int, nargs='+', default=[1024],
                    help='input size: S or H W (default 1024)')
     p.add_argument('--num-images', type=int, default=None,
@@ -65,74 +67,74 @@ def parse_args(argv=None):
                    help="RepLKNet depthwise conv path (None = default, 'torch' = stock)")
     p.add_argument('--json', help='also write the r(t) numbers to this JSON file')
     p.add_argument('--make-synthetic', type=int, metavar='N', default=0,
-                   help='first write N synthetic 1/f-noise images (at --size) into '
-                        'the image folder (for machines without real images)')
+                   help='first write N synthetic images (at --size) into the image '
+                        'folder (for machines without real images)')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
     if args.compare is None:
         if args.images is None:
-            p.error('an image folder is required (or use --compare)')
-        if not args.models and not args.config:
-            p.error('give --models and/or --config')
+            p.error('--images is required (or use --compare)')
+        if not (args.arch or args.resnet or args.config):
+            p.error('give a CONFIG, --arch and/or --resnet')
     if len(args.size) not in (1, 2):
         p.error('--size takes S or H W')
     return args
 
 
-def _state_dict(path):
-    from mmengine.runner import CheckpointLoader
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    for key in ('state_dict', 'model'):
-        if isinstance(ckpt, dict) and key in ckpt and isinstance(ckpt[key], dict):
-            ckpt = ckpt[key]
-    out = {}
-    for k, v in ckpt.items():
-        k = re.sub(r'^module\.', '', k)
-        k = re.sub(r'^backbone\.', '', k)
-        out[k] = v
-    return out
-
-
 def load_backbone_weights(model, path):
     """Load ``path`` into ``model``: a RepLKNet through :func:`mmreplk.models.
     load_pretrained` (official, mmpretrain and downstream formats); any other backbone
-    by key (after removing 'module.' / 'backbone.' prefixes), extra keys (heads) ignored,
-    missing ones an error."""
+    with mmengine's ``load_checkpoint`` (``module.`` / ``backbone.`` prefixes removed),
+    extra keys (heads) ignored, a missing one a :class:`CheckpointError`."""
+    from mmengine.runner import load_checkpoint
+
     from mmreplk.models import RepLKNet, load_pretrained
     if isinstance(model, RepLKNet):  # every published RepLKNet format
         load_pretrained(model, path)
         return
-    sd = _state_dict(path)
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
+    missing = []
+    hook = model.register_load_state_dict_post_hook(
+        lambda module, keys: missing.extend(keys.missing_keys))
+    try:
+        load_checkpoint(model, path, map_location='cpu', revise_keys=REVISE_KEYS)
+    finally:
+        hook.remove()
+    missing = sorted({k for k in missing if not k.endswith('num_batches_tracked')})
     if missing:
-        raise KeyError(f'{len(missing)} weights of the model are not in {path}, '
-                       f'e.g. {missing[:5]}')
-    model.load_state_dict({k: sd[k] for k in own}, strict=True)
+        raise CheckpointError(f'{len(missing)} weights of the model are not in {path}, '
+                              f'e.g. {missing[:5]}')
 
 
-def build_named_model(name, dwconv_impl=None):
-    """A backbone returning its last stage: RepLKNet arch, resnet<depth> or JSON arch."""
-    low = name.lower()
-    m = re.fullmatch(r'resnet(\d+)', low)
-    if m:
-        try:
-            from mmseg.models.backbones import ResNet
-        except ImportError:
-            from mmdet.models.backbones import ResNet
-        return ResNet(depth=int(m.group(1)), out_indices=(3, ))
+def build_replknet(arch, dwconv_impl=None):
+    """A RepLKNet returning its last stage."""
     from mmreplk.models import RepLKNet
-    if name.strip().startswith('{'):
-        arch = json.loads(name)
-    elif name.upper() in REPLKNET_ARCHS:
-        arch = name.upper()
-    else:
-        raise ValueError(f'unknown model {name!r}: use a RepLKNet arch '
-                         f'{REPLKNET_ARCHS}, resnet<depth> or a JSON arch dict')
     kwargs = dict(arch=arch, out_indices=(3, ))
     if dwconv_impl is not None:
         kwargs['dwconv_impl'] = dwconv_impl
     return RepLKNet(**kwargs)
+
+
+def build_resnet(depth):
+    """mmseg's ResNet (mmdet's without mmseg) returning its last stage."""
+    try:
+        from mmseg.models.backbones import ResNet
+    except ImportError:
+        from mmdet.models.backbones import ResNet
+    return ResNet(depth=depth, out_indices=(3, ))
+
+
+def model_jobs(args):
+    """``(name, builder)`` of every model to analyse."""
+    jobs = [(a if isinstance(a, str) else json.dumps(a),
+             lambda a=a: build_replknet(a, args.dwconv_impl)) for a in args.arch or []]
+    jobs += [(f'resnet{d}', lambda d=d: build_resnet(d)) for d in args.resnet]
+    if args.config:
+        name = args.name or osp.splitext(osp.basename(args.config))[0]
+        cfg = load_config(args.config, args.cfg_options)
+        jobs.append((name, lambda: build_from_config(cfg, backbone_only=True)[0]))
+    if args.checkpoint and len(jobs) != 1:
+        raise ConfigError('--checkpoint needs exactly one model')
+    return jobs
 
 
 def _safe(name):
@@ -159,20 +161,14 @@ def main(argv=None):
         plot_erf_comparison(erfs, titles, path)
         print(f'saved {path}')
     else:
+        jobs = model_jobs(args)
         if args.make_synthetic:
-            write_synthetic_images(args.images, args.make_synthetic,
-                                   size=max(args.size))
+            from mmreplk.testing.synthetic import write_images
+            write_images(args.images, args.make_synthetic, size=max(args.size))
         paths = list_images(args.images, recursive=args.recursive)
         if args.num_images:
             paths = paths[:args.num_images]
         size = tuple(args.size) if len(args.size) == 2 else args.size[0]
-        jobs = [(n, lambda n=n: build_named_model(n, args.dwconv_impl))
-                for n in args.models]
-        if args.config:
-            cname = args.name or osp.splitext(osp.basename(args.config))[0]
-            jobs.append((cname, lambda: build_backbone_from_config(args.config)))
-        if args.checkpoint and len(jobs) != 1:
-            raise SystemExit('--checkpoint needs exactly one model')
         print(f'{len(paths)} images from {args.images} at {size}; models run in '
               'eval mode')
         erfs, titles = [], []
@@ -205,4 +201,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -1,6 +1,6 @@
 """Reading RepLKNet weights from every published format, with strict, explained loading.
 
-Formats recognised (DESIGN.md section 4):
+Formats recognised (docs/design.md, "Checkpoint formats"):
 
 * ``official``: flat state dict (maybe wrapped in ``model`` / ``state_dict``), classifier
   at ``norm.*`` / ``head.*``; training or merged (``lkb_reparam``) form;
@@ -20,11 +20,12 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmreplk.errors import CheckpointError
 from mmreplk.utils import load_checkpoint_file
-from .reparam import STAGE_NORM, reparameterize_state_dict
+from .arch import CLASSIFIER_PREFIXES, STAGE_NORM, STEM_WEIGHT, is_merged
+from .reparam import reparameterize_state_dict
 
 StateDict = Dict[str, Tensor]
-CLASSIFIER_PREFIXES = ('norm.', 'head.')
 
 
 @dataclass
@@ -56,7 +57,7 @@ def _short(keys: List[str], n: int = 6) -> str:
 
 def _unwrap(ckpt: dict) -> StateDict:
     if not isinstance(ckpt, dict):
-        raise ValueError(f'Expected a checkpoint dict, got {type(ckpt).__name__}')
+        raise CheckpointError(f'Expected a checkpoint dict, got {type(ckpt).__name__}')
     for wrapper in ('state_dict', 'model', 'module'):
         if isinstance(ckpt.get(wrapper), dict):
             ckpt = ckpt[wrapper]
@@ -64,8 +65,8 @@ def _unwrap(ckpt: dict) -> StateDict:
     sd = {k[len('module.'):] if k.startswith('module.') else k: v
           for k, v in ckpt.items()}
     if not sd or not all(isinstance(v, Tensor) for v in sd.values()):
-        raise ValueError('The checkpoint holds no flat state dict of tensors (looked at '
-                         'the top level and the "state_dict" / "model" wrappers)')
+        raise CheckpointError('The checkpoint holds no flat state dict of tensors (looked '
+                              'at the top level and the "state_dict" / "model" wrappers)')
     return sd
 
 
@@ -89,11 +90,10 @@ def extract_replknet_state_dict(ckpt: dict) -> Tuple[StateDict, ConversionReport
             fmt = 'downstream'
     else:
         fmt, out, others = 'official', sd, []
-    if 'stem.0.conv.weight' not in out:
-        raise ValueError(f'No RepLKNet weights found in the {fmt} checkpoint (no '
-                         f'"stem.0.conv.weight"); first keys: {_short(sorted(sd))}')
-    merged = any('.lkb_reparam.' in k for k in out)
-    report = ConversionReport(fmt, merged, len(out), dropped=others)
+    if STEM_WEIGHT not in out:
+        raise CheckpointError(f'No RepLKNet weights found in the {fmt} checkpoint (no '
+                              f'"{STEM_WEIGHT}"); first keys: {_short(sorted(sd))}')
+    report = ConversionReport(fmt, is_merged(out), len(out), dropped=others)
     return out, report
 
 
@@ -109,15 +109,15 @@ def load_replknet_state_dict(model: nn.Module, state_dict: StateDict,
     Classifier keys are dropped for a backbone; XL's intermediate output norms, which no
     ImageNet checkpoint has, stay freshly initialized on a training-form model; a
     training-form checkpoint given to a deploy model is re-parameterized first. Anything
-    else missing, unexpected or of the wrong shape raises a ValueError that names it.
+    else missing, unexpected or of the wrong shape raises a :class:`CheckpointError`
+    (a ValueError) that names it.
     """
     report = report or ConversionReport('given', False)
     sd = dict(state_dict)
-    merged = any('.lkb_reparam.' in k for k in sd)
-    if merged and not _is_deploy(model):
-        raise ValueError('The checkpoint is in the merged (re-parameterized) form '
-                         '("lkb_reparam" keys): build the model with deploy=True to '
-                         'load it')
+    if is_merged(sd) and not _is_deploy(model):
+        raise CheckpointError('The checkpoint is in the merged (re-parameterized) form '
+                              '("lkb_reparam" keys): build the model with deploy=True '
+                              'to load it')
     if _is_deploy(model) and any(k.endswith('running_mean') for k in sd):
         sd = reparameterize_state_dict(sd, model.norm_cfg.get('eps', 1e-5))
         report.folded = True
@@ -136,12 +136,11 @@ def load_replknet_state_dict(model: nn.Module, state_dict: StateDict,
     if missing or unexpected or wrong:
         hint = ''
         if wrong or (missing and unexpected):
-            width = tuple(sd['stem.0.conv.weight'].shape)[0] if \
-                'stem.0.conv.weight' in sd else '?'
+            width = tuple(sd[STEM_WEIGHT].shape)[0] if STEM_WEIGHT in sd else '?'
             hint = (f' The checkpoint looks like another arch (stem width {width} vs '
                     f'the model\'s {model.channels[0]}, or a different small kernel / '
                     'number of blocks).')
-        raise ValueError(
+        raise CheckpointError(
             'RepLKNet checkpoint does not match the model.'
             + (f'\n  missing keys ({len(missing)}): {_short(missing)}' if missing else '')
             + (f'\n  unexpected keys ({len(unexpected)}): {_short(unexpected)}'
@@ -165,51 +164,9 @@ def load_pretrained(model: nn.Module, filename: str, prefix: Optional[str] = Non
         sd = _unwrap(ckpt)
         ckpt = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
         if not ckpt:
-            raise ValueError(f'No key of {filename} starts with prefix {prefix!r}')
+            raise CheckpointError(f'No key of {filename} starts with prefix '
+                                  f'{prefix!r}')
     state_dict, report = extract_replknet_state_dict(ckpt)
     report = load_replknet_state_dict(model, state_dict, report)
     print_log(f'Loaded {filename}: {report.summary()}', logger='current')
     return report
-
-
-def infer_arch(state_dict: StateDict) -> dict:
-    """Read the arch dict (layers, channels, kernels, small kernel, ratios) off a
-    canonical state dict, training or merged form."""
-    def stage_keys(i: int) -> List[str]:
-        return [k for k in state_dict if k.startswith(f'stages.{i}.blocks.')]
-
-    layers, channels, kernels = [], [], []
-    small, dw_ratio, i = None, 1.0, 0
-    while stage_keys(i):
-        blocks = {int(k.split('.')[3]) for k in stage_keys(i)}
-        layers.append((max(blocks) + 1) // 2)
-        lk = state_dict.get(f'stages.{i}.blocks.0.large_kernel.lkb_origin.conv.weight',
-                            state_dict.get(f'stages.{i}.blocks.0.large_kernel.'
-                                           'lkb_reparam.weight'))
-        if lk is None:
-            raise ValueError(f'stage {i} has no large-kernel conv weight')
-        kernels.append(int(lk.shape[-1]))
-        pw1 = state_dict[f'stages.{i}.blocks.0.pw1.conv.weight']
-        channels.append(int(pw1.shape[1]))
-        dw_ratio = pw1.shape[0] / pw1.shape[1]
-        sc = state_dict.get(f'stages.{i}.blocks.0.large_kernel.small_conv.conv.weight')
-        if sc is not None:
-            small = int(sc.shape[-1])
-        i += 1
-    if not layers:
-        raise ValueError('No RepLKNet stages found in the state dict')
-    return dict(layers=layers, channels=channels, large_kernel_sizes=kernels,
-                small_kernel=small, dw_ratio=dw_ratio,
-                norm_intermediate_features=any(STAGE_NORM.match(k)
-                                               for k in state_dict))
-
-
-def arch_name(arch: dict) -> Optional[str]:
-    """The name of the zoo arch equal to ``arch`` (up to its output norms), if any."""
-    from .backbones import RepLKNet
-    keys = ('layers', 'channels', 'large_kernel_sizes', 'small_kernel', 'dw_ratio')
-    for name, zoo in RepLKNet.arch_zoo.items():
-        if all(list(zoo[k]) == list(arch[k]) if isinstance(zoo[k], list)
-               else zoo[k] == arch[k] for k in keys):
-            return name
-    return None

@@ -2,14 +2,14 @@
 
 Examples::
 
-    python tools/get_flops.py configs/upernet_replk31b_ade20k.py --shape 2048 512
-    python tools/get_flops.py configs/cascade_mask_rcnn_replk31b_coco.py --shape 1280 800
-    python tools/get_flops.py 31B --shape 384          # the ImageNet classifier
-    python tools/get_flops.py 31B --deploy              # merged (deploy) form only
+    python tools/analysis_tools/get_flops.py configs/upernet_replk31b_ade20k.py --shape 2048 512
+    python tools/analysis_tools/get_flops.py configs/cascade_mask_rcnn_replk31b_coco.py --shape 1280 800
+    python tools/analysis_tools/get_flops.py --arch 31B --shape 384     # the ImageNet classifier
+    python tools/analysis_tools/get_flops.py --arch 31B --deploy        # merged (deploy) form only
 
-CONFIG may be an mmseg / mmdet config (the segmentor / detector is counted whole and its
-backbone alone) or a RepLKNet arch name (31B, 31L, XL, 3, 7, 13, 25: the ImageNet
-classifier and its backbone). Both the training form and the deploy form (after
+CONFIG is an mmseg / mmdet config (the segmentor / detector is counted whole and its
+backbone alone); --arch a RepLKNet arch (31B, 31L, XL, 3, 7, 13, 25 or a JSON dict: the
+ImageNet classifier and its backbone). Both the training form and the deploy form (after
 ``switch_to_deploy``: every re-parameterization merged, no BatchNorm left in the
 backbone) are reported unless --deploy or --train is given. Counting is mmengine's
 FlopAnalyzer; see mmreplk/analysis/complexity.py and docs/reproduce.md for what it counts.
@@ -22,7 +22,9 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+
+from _common import add_model_args, load_config, run  # noqa: E402
 
 from mmreplk.analysis.complexity import (build_from_config,  # noqa: E402
                                          complexity_report, format_report)
@@ -34,31 +36,32 @@ DEFAULT_SHAPES = {'seg': (2048, 512), 'det': (1280, 800), 'cls': (224, 224),
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='mmseg/mmdet config file, or a RepLKNet arch')
+    add_model_args(p, 'count this RepLKNet arch instead of a config')
     p.add_argument('--shape', type=int, nargs='+',
                    help='input H [W] (default: 2048 512 seg, 1280 800 det, 224 cls)')
     form = p.add_mutually_exclusive_group()
     form.add_argument('--deploy', action='store_true', help='deploy form only')
     form.add_argument('--train', action='store_true', help='training form only')
     p.add_argument('--backbone-only', action='store_true',
-                   help='for an arch: count the bare backbone, not the classifier')
+                   help='for --arch: count the bare backbone, not the classifier')
     p.add_argument('--num-classes', type=int, default=1000,
-                   help='classifier classes for an arch (default 1000)')
+                   help='classifier classes for --arch (default 1000)')
     p.add_argument('--json', help='also write the rows to this JSON file')
     args = p.parse_args(argv)
+    if (args.config is None) == (args.arch is None):
+        p.error('give a CONFIG or --arch (one of them)')
     if args.shape is not None and len(args.shape) not in (1, 2):
         p.error('--shape takes H or H W')
     return args
 
 
 def build(args):
-    if args.config.endswith('.py'):
-        return build_from_config(args.config)
+    if args.config is not None:
+        return build_from_config(load_config(args.config, args.cfg_options))
     from mmreplk.models import RepLKNet, RepLKNetClassifier
-    arch = json.loads(args.config) if args.config.startswith('{') else args.config
     if args.backbone_only:
-        return RepLKNet(arch=arch), 'backbone'
-    return RepLKNetClassifier(arch=arch, num_classes=args.num_classes), 'cls'
+        return RepLKNet(arch=args.arch), 'backbone'
+    return RepLKNetClassifier(arch=args.arch, num_classes=args.num_classes), 'cls'
 
 
 def main(argv=None):
@@ -71,7 +74,8 @@ def main(argv=None):
         ('train', 'deploy')
     with torch.no_grad():
         rows = complexity_report(model, task, (3, *shape), forms=forms)
-    title = (f'{args.config}: input 1x3x{shape[0]}x{shape[1]}; FLOPs are '
+    name = args.config or f'RepLKNet {json.dumps(args.arch)}'
+    title = (f'{name}: input 1x3x{shape[0]}x{shape[1]}; FLOPs are '
              'multiply-accumulates (mmengine FlopAnalyzer)')
     print(format_report(rows, title))
     if task == 'seg':
@@ -79,10 +83,10 @@ def main(argv=None):
               '"whole (+aux head)" includes its parameters.')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(config=args.config, shape=list(shape), task=task,
-                           rows=rows), f, indent=2)
+            json.dump(dict(config=args.config, arch=args.arch, shape=list(shape),
+                           task=task, rows=rows), f, indent=2)
     return rows
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -1,0 +1,33 @@
+"""The project's exceptions for user mistakes (bad config, missing data, bad checkpoint).
+
+Each one also subclasses the builtin that the library raised before it existed, so
+``except ValueError`` / ``except FileNotFoundError`` keep working. The tools catch only
+:class:`MMReplkError`: it becomes one ``error: <message>`` line and exit status 1, while
+anything else (a bug in a config's Python, in mmreplk or below) keeps its traceback
+(see docs/design.md, "Errors and exit statuses").
+"""
+
+__all__ = ['MMReplkError', 'ConfigError', 'DataNotFoundError', 'CheckpointError',
+           'CheckpointNotFoundError']
+
+
+class MMReplkError(Exception):
+    """Base class of the errors a user can fix from the message alone."""
+
+
+class ConfigError(MMReplkError, ValueError):
+    """A config or an argument has a value the code cannot use (unknown arch, even
+    kernel, misspelt backbone argument, unsupported host scope, ...)."""
+
+
+class DataNotFoundError(MMReplkError, FileNotFoundError):
+    """A data set, an annotation file or an image folder is missing or empty."""
+
+
+class CheckpointError(MMReplkError, ValueError):
+    """A checkpoint file is corrupt, truncated, unsafe to load or does not match the
+    model."""
+
+
+class CheckpointNotFoundError(MMReplkError, FileNotFoundError):
+    """A checkpoint file does not exist."""

@@ -1,0 +1,289 @@
+"""What the tools share: the exit convention, config loading with ``--cfg-options``, the
+host (mmseg or mmdet), runner building, CPU distributed start-up and the checks run
+before a runner is built.
+
+This is tool logic, not library: it lives beside the tools, which import it as
+``_common``. Tools directly in ``tools/`` find it because Python puts a script's own
+folder first on ``sys.path``; tools in sub-folders (``analysis_tools/``,
+``model_converters/``) put ``tools/`` there themselves, first thing::
+
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+Exit convention (docs/design.md, "Errors and exit statuses"): :func:`run` runs a tool's
+``main``; a :class:`mmreplk.errors.MMReplkError` (a user mistake: missing data or
+checkpoint, bad argument) becomes one line ``error: <message>`` on stderr and exit status
+1; argparse's usage errors keep their status 2; anything else keeps its traceback.
+"""
+import argparse
+import inspect
+import json
+import os
+import os.path as osp
+import sys
+from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config, DictAction
+from mmengine.registry import MODELS, DefaultScope
+from mmengine.runner import Runner
+
+from mmreplk.errors import (CheckpointNotFoundError, ConfigError, DataNotFoundError,
+                            MMReplkError)
+from mmreplk.models.arch import ARCH_ZOO
+
+HOSTS = ('mmseg', 'mmdet')
+
+
+# --------------------------------------------------------------------------- exit
+def run(main: Callable[[], object]) -> None:
+    """Run ``main()`` under the tools' exit convention (see the module docstring)."""
+    try:
+        main()
+    except MMReplkError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- arguments
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    """``--cfg-options key=value ...``, as in mmseg's and mmdet's tools."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value (e.g. '
+        'model.backbone.drop_path_rate=0.3 train_dataloader.batch_size=4)')
+
+
+def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add what train.py and test.py share (``--cfg-options``, ``--launcher``,
+    ``--local-rank``), parse, and export ``LOCAL_RANK`` as mmengine expects."""
+    add_cfg_options(parser)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torchrun passes --local-rank (torch >= 2.0), older launchers --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def parse_arch(text: str) -> Union[str, dict]:
+    """A ``--arch`` value: a zoo name (31B, 31L, XL, 3, 7, 13, 25) or a JSON arch dict."""
+    if text.strip().startswith('{'):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise argparse.ArgumentTypeError(f'not a JSON arch dict: {e}') from None
+    if text.upper() not in ARCH_ZOO:
+        raise argparse.ArgumentTypeError(
+            f'unknown arch {text!r}; one of {", ".join(ARCH_ZOO)} or a JSON dict')
+    return text.upper()
+
+
+def add_model_args(parser: argparse.ArgumentParser, arch_help: str,
+                   many_archs: bool = False) -> None:
+    """``[CONFIG] [--arch ARCH ...] [--cfg-options ...]``: a model from an mmseg /
+    mmdet config (positional, as upstream) or a bare RepLKNet arch."""
+    parser.add_argument('config', nargs='?', help='mmseg / mmdet config file')
+    parser.add_argument('--arch', type=parse_arch, nargs='+' if many_archs else None,
+                        help=f'{arch_help}: {", ".join(ARCH_ZOO)} or a JSON arch dict')
+    add_cfg_options(parser)
+
+
+# --------------------------------------------------------------------------- configs
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load ``path`` (its ``custom_imports`` are imported) and merge ``--cfg-options``."""
+    if not osp.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def load_run_config(path: str, cfg_options: Optional[dict], work_dir: Optional[str],
+                    launcher: str) -> Config:
+    """:func:`load_config` for a runner (train.py, test.py): an mmseg or mmdet config,
+    its launcher and work dir set. The work dir is, in order: ``--work-dir``, the
+    config's ``work_dir``, ``./work_dirs/<config name>`` (as mmseg and mmdet do)."""
+    cfg = load_config(path, cfg_options)
+    host_scope(cfg)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def host_scope(cfg: Config) -> str:
+    """The config's ``default_scope``, which must be mmseg or mmdet."""
+    scope = cfg.get('default_scope')
+    if scope not in HOSTS:
+        raise ConfigError(
+            f"the config's default_scope is {scope!r}; these tools run "
+            f"{' and '.join(HOSTS)} configs (inherit their default runtime)")
+    return scope
+
+
+def splits_of(cfg: Config, names: Sequence[str]) -> Tuple[str, ...]:
+    """The dataloader splits among ``names`` the config actually uses."""
+    return tuple(n for n in names
+                 if cfg.get(f'{n}_dataloader') and cfg.get(f'{n}_cfg'))
+
+
+# --------------------------------------------------------------------------- runner
+def build_runner(cfg: Config) -> Runner:
+    """Build the runner: ``Runner.from_cfg``, or the host's ``RUNNERS`` when the config
+    names a ``runner_type``. mmdet also gets its dynamo cache limit set up, as its own
+    tools do."""
+    scope = host_scope(cfg)
+    init_cpu_distributed(cfg)
+    if scope == 'mmdet':
+        from mmdet.utils import setup_cache_size_limit_of_dynamo
+        setup_cache_size_limit_of_dynamo()
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    if scope == 'mmseg':
+        from mmseg.registry import RUNNERS
+    else:
+        from mmdet.registry import RUNNERS
+    return RUNNERS.build(cfg)
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start the process group of a ``--launcher pytorch`` run without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU-only torch
+    lacks; the runner skips it when the group already exists. The backend must be gloo
+    (``env_cfg.dist_cfg.backend``). DDP on CPU takes no ``device_ids``, so the model
+    wrapper gets ``device_ids=None``.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or (
+            dist.is_initialized()):
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
+    if backend != 'gloo':
+        raise ConfigError(
+            f'distributed training without CUDA needs the gloo backend, the config '
+            f'has {backend!r}: add --cfg-options env_cfg.dist_cfg.backend=gloo')
+    dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel')
+    cfg.model_wrapper_cfg.setdefault('device_ids', None)
+
+
+# --------------------------------------------------------------------------- checks
+# Run by train.py / test.py before the runner is built, so that a missing data set or
+# checkpoint, or a misspelt backbone argument, is reported in one line that says what
+# to do.
+_DATA_HINTS = {
+    'ADE20KDataset':
+    'download ADEChallengeData2016.zip from http://data.csail.mit.edu/places/'
+    'ADEchallenge/ADEChallengeData2016.zip and unzip it into data/ade/ (so '
+    'that data/ade/ADEChallengeData2016/images/training exists)',
+    'CityscapesDataset':
+    'download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from '
+    'https://www.cityscapes-dataset.com/downloads/, unzip both into '
+    'data/cityscapes/ and run mmsegmentation\'s '
+    'tools/dataset_converters/cityscapes.py data/cityscapes to write the '
+    '*_labelTrainIds.png maps',
+    'CocoDataset':
+    'download train2017.zip, val2017.zip and annotations_trainval2017.zip '
+    'from https://cocodataset.org/#download and unzip them into data/coco/ '
+    '(data/coco/train2017, data/coco/val2017, data/coco/annotations)',
+}
+
+
+def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        dataset = loader['dataset']
+        while 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset
+            dataset = dataset['dataset']
+        yield split, dataset
+
+
+def _missing(root: Optional[str], path: Optional[str]) -> Optional[str]:
+    if not path:
+        return None
+    full = path if root is None or osp.isabs(path) else osp.join(root, path)
+    return None if osp.exists(full) else full
+
+
+def check_data(cfg: Config, splits: Tuple[str, ...]) -> None:
+    """Raise :class:`DataNotFoundError` naming the missing data and how to get it.
+
+    Args:
+        cfg: the full config.
+        splits: the dataloaders the run will use, e.g. ``('train', 'val')``.
+    """
+    for split, dataset in _datasets(cfg):
+        if split not in splits:
+            continue
+        root = dataset.get('data_root')
+        paths = list(dataset.get('data_prefix', {}).values())
+        paths.append(dataset.get('ann_file'))
+        missing = _missing(None, root) or next(
+            (m for p in paths if (m := _missing(root, p))), None)
+        if missing:
+            hint = _DATA_HINTS.get(
+                dataset.get('type'), 'point the config at your data set')
+            raise DataNotFoundError(
+                f'{split} data set not found: {missing} does not exist. '
+                f'To get it, {hint}; or set the data root with --cfg-options '
+                f'{split}_dataloader.dataset.data_root=PATH.')
+    for split in splits:
+        evaluator = cfg.get(f'{split}_evaluator') or {}
+        ann = evaluator.get('ann_file') if isinstance(evaluator, dict) else None
+        if ann and not osp.exists(ann):
+            raise DataNotFoundError(
+                f'{split}_evaluator.ann_file not found: {ann}. To get it, '
+                f'{_DATA_HINTS["CocoDataset"]}; or set it with --cfg-options '
+                f'{split}_evaluator.ann_file=PATH.')
+
+
+def _is_local(path: Optional[str]) -> bool:
+    return bool(path) and '://' not in path
+
+
+def check_checkpoint(path: Optional[str], what: str) -> None:
+    """Raise :class:`CheckpointNotFoundError` if a local checkpoint is missing."""
+    if _is_local(path) and not osp.isfile(path):
+        raise CheckpointNotFoundError(f'{what} not found: {path}.')
+
+
+def check_pretrained(cfg: Config) -> None:
+    """Check the local checkpoints of the backbone's ``Pretrained`` ``init_cfg``."""
+    init_cfg = cfg.model.get('backbone', {}).get('init_cfg') or []
+    for entry in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
+        path = entry.get('checkpoint') if entry.get('type') == 'Pretrained' else None
+        if _is_local(path) and not osp.isfile(path):
+            raise CheckpointNotFoundError(
+                f'ImageNet weights for the backbone not found: {path}. Download '
+                'the official RepLKNet checkpoint named in docs/configs.md and convert '
+                'it with `python tools/model_converters/convert_checkpoint.py SRC '
+                f'{path}`, or train from scratch with --cfg-options '
+                'model.backbone.init_cfg=None.')
+
+
+def check_backbone_args(cfg: Config) -> None:
+    """Raise :class:`ConfigError` if ``model.backbone`` has an argument its class
+    lacks."""
+    backbone = dict(cfg.model.get('backbone') or {})
+    type_name = backbone.pop('type', None)
+    if not isinstance(type_name, str):
+        return
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        cls = MODELS.get(type_name)
+    if cls is None:
+        raise ConfigError(f'model.backbone: unknown type {type_name!r} (is '
+                          "custom_imports=dict(imports=['mmreplk']) set?)")
+    try:
+        inspect.signature(cls).bind(**backbone)
+    except TypeError as e:
+        params = ', '.join(p for p in inspect.signature(cls).parameters)
+        raise ConfigError(f'model.backbone ({type_name}): {e}. Accepted '
+                          f'arguments: {params}.') from None

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Re-parameterize a trained segmentor / detector checkpoint whose backbone is RepLKNet.
+
+    python tools/model_converters/reparameterize.py CONFIG CHECKPOINT OUT.pth [--out-config OUT.py]
+
+Writes OUT.pth (the model's state dict with a BN-free backbone) and a config with
+``model.backbone.deploy=True`` that loads it: ``python tools/test.py OUT.py OUT.pth``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+
+from _common import add_cfg_options, host_scope, load_config, run  # noqa: E402
+from mmengine.registry import MODELS, DefaultScope  # noqa: E402
+
+from mmreplk.errors import CheckpointError, ConfigError  # noqa: E402
+from mmreplk.utils import atomic_save, load_checkpoint_file  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('out', help='output checkpoint')
+    parser.add_argument('--out-config', help='output config (default: OUT with .py)')
+    add_cfg_options(parser)
+    return parser.parse_args()
+
+
+def reparameterize(cfg, checkpoint: str, out: str, out_config: str) -> None:
+    """Load ``checkpoint`` strictly into the model of ``cfg``, switch its backbone to the
+    deploy form, and write the new checkpoint and config."""
+    if 'RepLKNet' not in str(cfg.model.get('backbone', {}).get('type', '')):
+        raise ConfigError(f'{cfg.filename}: model.backbone is not a RepLKNet')
+    cfg.model.backbone.init_cfg = None  # the checkpoint brings every weight
+    with DefaultScope.overwrite_default_scope(host_scope(cfg)):
+        model = MODELS.build(cfg.model)
+    ckpt = load_checkpoint_file(checkpoint)
+    try:
+        model.load_state_dict(ckpt.get('state_dict', ckpt), strict=True)
+    except RuntimeError as e:
+        summary = ' '.join(str(e).split())
+        raise CheckpointError(f'{checkpoint} does not match {cfg.filename}: '
+                              f'{summary[:400]}') from None
+    model.eval()
+    model.backbone.switch_to_deploy()
+    meta = dict(ckpt.get('meta', {}), reparameterized_from=checkpoint)
+    atomic_save({'state_dict': model.state_dict(), 'meta': meta}, out)
+    cfg.model.backbone.deploy = True
+    cfg.load_from = out
+    cfg.dump(out_config)
+
+
+def main() -> None:
+    args = parse_args()
+    out_config = args.out_config or osp.splitext(args.out)[0] + '.py'
+    reparameterize(load_config(args.config, args.cfg_options), args.checkpoint,
+                   args.out, out_config)
+    print(f'wrote {args.out} and {out_config}')
+
+
+if __name__ == '__main__':
+    run(main)
