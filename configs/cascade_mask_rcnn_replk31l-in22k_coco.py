@@ -3,7 +3,7 @@
 # Official: detection/configs/RepLKNet-31L_22Kpretrain_cascade_mask_rcnn_3x_coco.py:
 # as cascade_mask_rcnn_replk31b_coco.py with drop path 0.7.
 # Weights: pretrain/replknet-31L_in22k.pth, converted from the official
-# RepLKNet-31L_ImageNet-22K.pth by tools/convert_checkpoint.py (README).
+# RepLKNet-31L_ImageNet-22K.pth by tools/model_converters/convert_checkpoint.py (README).
 _base_ = ['./cascade_mask_rcnn_replk31b_coco.py']
 model = dict(
     backbone=dict(

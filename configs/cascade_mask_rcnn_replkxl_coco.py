@@ -8,7 +8,7 @@
 # config validates with ImageNet mean/std (its val pipeline was not
 # overridden); here training, validation and test all use 127.5.
 # Weights: pretrain/replknet-XL_meg73m.pth, converted from the official
-# RepLKNet-XL_MegData73M_pretrain.pth by tools/convert_checkpoint.py (README).
+# RepLKNet-XL_MegData73M_pretrain.pth by tools/model_converters/convert_checkpoint.py (README).
 _base_ = ['./cascade_mask_rcnn_replk31b_coco.py']
 model = dict(
     data_preprocessor=dict(

@@ -8,7 +8,7 @@
 # 8 GPUs x 4 images x 160k iterations, warm-up 1600 (the same samples, lr and
 # lr curve per sample); auto_scale_lr.base_batch_size 128 (docs/configs.md).
 # Weights: pretrain/replknet-31B_in22k.pth, converted from the official
-# RepLKNet-31B_ImageNet-22K.pth by tools/convert_checkpoint.py (README).
+# RepLKNet-31B_ImageNet-22K.pth by tools/model_converters/convert_checkpoint.py (README).
 _base_ = [
     './_base_/upernet_replk31b.py', './_base_/ade20k_official.py',
     './_base_/seg_runtime.py'

@@ -10,7 +10,7 @@
 # 640x640, run fewer per GPU on more GPUs (or more iterations) keeping the
 # samples.
 # Weights: pretrain/replknet-31L_in22k.pth, converted from the official
-# RepLKNet-31L_ImageNet-22K.pth by tools/convert_checkpoint.py (README).
+# RepLKNet-31L_ImageNet-22K.pth by tools/model_converters/convert_checkpoint.py (README).
 _base_ = ['./upernet_replk31b-in22k_ade20k-640.py']
 model = dict(
     backbone=dict(

@@ -11,7 +11,7 @@
 # resize, crop, flip or photometric distortion), training uses the training
 # pipeline (docs/configs.md).
 # Weights: pretrain/replknet-XL_meg73m.pth, converted from the official
-# RepLKNet-XL_MegData73M_pretrain.pth by tools/convert_checkpoint.py (README).
+# RepLKNet-XL_MegData73M_pretrain.pth by tools/model_converters/convert_checkpoint.py (README).
 _base_ = ['./upernet_replk31b-in22k_ade20k-640.py']
 warmup_iters = 1500
 model = dict(
