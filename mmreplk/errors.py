@@ -8,7 +8,7 @@ anything else (a bug in a config's Python, in mmreplk or below) keeps its traceb
 """
 
 __all__ = ['MMReplkError', 'ConfigError', 'DataNotFoundError', 'CheckpointError',
-           'CheckpointNotFoundError']
+           'CheckpointNotFoundError', 'DistributedError']
 
 
 class MMReplkError(Exception):
@@ -31,3 +31,8 @@ class CheckpointError(MMReplkError, ValueError):
 
 class CheckpointNotFoundError(MMReplkError, FileNotFoundError):
     """A checkpoint file does not exist."""
+
+
+class DistributedError(MMReplkError, RuntimeError):
+    """A rank of a distributed run stopped responding (stopped, hung or dead), so the
+    others gave up; the message names it."""

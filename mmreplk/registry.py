@@ -5,6 +5,7 @@ so any host scope (mmseg, mmdet, mmpretrain) can build ``type='mmreplk.<Name>'``
 imports ``mmreplk.registry`` by itself when it meets that scope, and ``locations`` makes the
 registry import the modules that register into it.
 """
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -16,4 +17,7 @@ MODELS = Registry(
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope='mmreplk',
+    locations=['mmreplk.engine'])
+MODEL_WRAPPERS = Registry(
+    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='mmreplk',
     locations=['mmreplk.engine'])

@@ -1,6 +1,6 @@
 """What the tools share: the exit convention, config loading with ``--cfg-options``, the
-host (mmseg or mmdet), runner building, CPU distributed start-up and the checks run
-before a runner is built.
+host (mmseg or mmdet), runner building (distributed start-up: ``_dist``) and the checks
+run before a runner is built.
 
 This is tool logic, not library: it lives beside the tools, which import it as
 ``_common``. Tools directly in ``tools/`` find it because Python puts a script's own
@@ -12,7 +12,9 @@ folder first on ``sys.path``; tools in sub-folders (``analysis_tools/``,
 Exit convention (docs/design.md, "Errors and exit statuses"): :func:`run` runs a tool's
 ``main``; a :class:`mmreplk.errors.MMReplkError` (a user mistake: missing data or
 checkpoint, bad argument) becomes one line ``error: <message>`` on stderr and exit status
-1; argparse's usage errors keep their status 2; anything else keeps its traceback.
+1; argparse's usage errors keep their status 2; anything else keeps its traceback
+(unless it ended a distributed run because another rank stopped: then one line names
+that rank, see ``_dist``).
 """
 import argparse
 import inspect
@@ -22,8 +24,8 @@ import os.path as osp
 import sys
 from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
-import torch
-import torch.distributed as dist
+from _dist import (collective_timeout, init_cpu_distributed, lost_rank_error,
+                   watch_ranks)
 from mmengine.config import Config, DictAction
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
@@ -37,11 +39,16 @@ HOSTS = ('mmseg', 'mmdet')
 
 # --------------------------------------------------------------------------- exit
 def run(main: Callable[[], object]) -> None:
-    """Run ``main()`` under the tools' exit convention (see the module docstring)."""
+    """Run ``main()`` under the tools' exit convention (see the module docstring). In a
+    distributed run, an error that other ranks caused by stopping is reported as
+    theirs (``_dist.lost_rank_error``)."""
     try:
         main()
-    except MMReplkError as e:
-        print(f'error: {e}', file=sys.stderr)
+    except Exception as e:
+        error = e if isinstance(e, MMReplkError) else lost_rank_error(e)
+        if error is None:
+            raise
+        print(f'error: {error}', file=sys.stderr)
         sys.exit(1)
 
 
@@ -136,41 +143,24 @@ def splits_of(cfg: Config, names: Sequence[str]) -> Tuple[str, ...]:
 def build_runner(cfg: Config) -> Runner:
     """Build the runner: ``Runner.from_cfg``, or the host's ``RUNNERS`` when the config
     names a ``runner_type``. mmdet also gets its dynamo cache limit set up, as its own
-    tools do."""
+    tools do. A distributed run starts its process group (``_dist``: the collective
+    timeout, CPU start-up) and this rank's heartbeat."""
     scope = host_scope(cfg)
+    collective_timeout(cfg)  # checked before any process group starts
     init_cpu_distributed(cfg)
     if scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
     if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    if scope == 'mmseg':
-        from mmseg.registry import RUNNERS
+        runner = Runner.from_cfg(cfg)
     else:
-        from mmdet.registry import RUNNERS
-    return RUNNERS.build(cfg)
-
-
-def init_cpu_distributed(cfg: Config) -> None:
-    """Start the process group of a ``--launcher pytorch`` run without CUDA.
-
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU-only torch
-    lacks; the runner skips it when the group already exists. The backend must be gloo
-    (``env_cfg.dist_cfg.backend``). DDP on CPU takes no ``device_ids``, so the model
-    wrapper gets ``device_ids=None``.
-    """
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or (
-            dist.is_initialized()):
-        return
-    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
-    if backend != 'gloo':
-        raise ConfigError(
-            f'distributed training without CUDA needs the gloo backend, the config '
-            f'has {backend!r}: add --cfg-options env_cfg.dist_cfg.backend=gloo')
-    dist.init_process_group(backend='gloo')
-    if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel')
-    cfg.model_wrapper_cfg.setdefault('device_ids', None)
+        if scope == 'mmseg':
+            from mmseg.registry import RUNNERS
+        else:
+            from mmdet.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    watch_ranks(cfg)
+    return runner
 
 
 # --------------------------------------------------------------------------- checks

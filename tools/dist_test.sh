@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun:
 #   bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [test.py args...]
+# Without CUDA, NUM_GPUS CPU processes over gloo (add --cfg-options
+# env_cfg.dist_cfg.backend=gloo); see docs/faults.md for failures.
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2
@@ -11,8 +13,9 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
+# torchrun (tools/_launch.py: the same, with one line naming a rank that failed)
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
-torchrun \
+exec "${PYTHON:-python}" "$ROOT/tools/_launch.py" \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

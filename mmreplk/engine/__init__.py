@@ -7,7 +7,9 @@ Importing this package is the switch that turns them on for the whole process (i
   (:func:`register_atomic_backend`);
 * allow-lists mmengine runner checkpoints for ``torch.load(weights_only=True)``
   (:func:`allow_runner_checkpoints`);
-* registers ``LayerDecayOptimizerConstructor`` in the ``mmreplk`` registry.
+* registers ``LayerDecayOptimizerConstructor`` and ``CPUDistributedDataParallel`` (the
+  model wrapper of distributed runs on CPU processes: SyncBN turned into BN) in the
+  ``mmreplk`` registries.
 
 Both calls are idempotent: importing or calling again changes nothing more. Configs switch
 the engine on with ``custom_imports=dict(imports=['mmreplk', 'mmreplk.engine'])``, the
@@ -16,11 +18,13 @@ tools by importing it. It never imports mmseg or mmdet.
 from .checkpoint import (AtomicLocalBackend, allow_runner_checkpoints,
                          latest_checkpoint, register_atomic_backend)
 from .optimizers import LayerDecayOptimizerConstructor
+from .wrappers import CPUDistributedDataParallel
 
 register_atomic_backend()
 allow_runner_checkpoints()
 
 __all__ = [
     'AtomicLocalBackend', 'allow_runner_checkpoints', 'latest_checkpoint',
-    'register_atomic_backend', 'LayerDecayOptimizerConstructor'
+    'register_atomic_backend', 'LayerDecayOptimizerConstructor',
+    'CPUDistributedDataParallel'
 ]
