@@ -8,7 +8,7 @@ anything else (a bug in a config's Python, in mmreplk or below) keeps its traceb
 """
 
 __all__ = ['MMReplkError', 'ConfigError', 'DataNotFoundError', 'CheckpointError',
-           'CheckpointNotFoundError']
+           'CheckpointNotFoundError', 'ExportError']
 
 
 class MMReplkError(Exception):
@@ -31,3 +31,8 @@ class CheckpointError(MMReplkError, ValueError):
 
 class CheckpointNotFoundError(MMReplkError, FileNotFoundError):
     """A checkpoint file does not exist."""
+
+
+class ExportError(MMReplkError, RuntimeError):
+    """A model cannot be exported, the exported file disagrees with PyTorch, or the
+    optional packages the export needs are missing."""
