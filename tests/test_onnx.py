@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import torch
 from conftest import (ROOT, TINY_ARCH, assert_clear_error, import_tool,
-                      randomize_bn, run_tool)
+                      randomize_bn)
 from mmengine.config import Config
 
 from mmreplk.analysis.complexity import build_from_config, count_batchnorms
@@ -151,8 +151,7 @@ def test_a_missing_optional_package_names_the_extra():
         require('onnxruntime_x')
 
 
-@pytest.mark.slow
-def test_detector_without_backbone_only_points_to_mmdeploy(tmp_path):
-    result = run_tool('deployment/pytorch2onnx.py', FCOS, str(tmp_path / 'c.pth'),
-                      str(tmp_path / 'x.onnx'))
+def test_detector_without_backbone_only_points_to_mmdeploy(tool, tmp_path, capsys):
+    result = _call(tool, [FCOS, str(tmp_path / 'c.pth'), str(tmp_path / 'x.onnx')],
+                   capsys)
     assert_clear_error(result, 'mmdet detector', 'mmdeploy', '--backbone-only')
