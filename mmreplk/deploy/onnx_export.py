@@ -7,6 +7,7 @@ they are imported when used. The exporter is PyTorch's TorchScript-tracing one
 (``dynamo=False``), the one mmdeploy builds on.
 """
 import importlib
+import warnings
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -39,7 +40,11 @@ def export_onnx(module: nn.Module, path: str, shape: Shape, output_names: List[s
     axes = None
     if dynamic:
         axes = {name: DYNAMIC for name in ['input'] + output_names}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # mmreplk's own trace warnings are about the channel count (the argument check of
+        # RepLKNet.forward, the groups of a depthwise conv), which is fixed in the graph
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning,
+                                module=r'mmreplk\.')
         torch.onnx.export(module.eval(), (random_input(shape), ), path, dynamo=False,
                           input_names=['input'], output_names=output_names,
                           dynamic_axes=axes, opset_version=opset)

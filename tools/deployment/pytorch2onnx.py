@@ -125,7 +125,8 @@ def main(argv=None) -> Dict[str, object]:
     rows = compare_with_onnxruntime(args.out, reference,
                                     check_shapes(shape, args.dynamic), scale=scale,
                                     tolerance=TOLERANCE)
-    print(f'onnxruntime vs PyTorch (the model as trained), max relative error '
+    print(f'onnxruntime vs PyTorch (the model as trained'
+          f'{"" if args.backbone_only else ", mmseg inference"}), max relative error '
           f'(limit {TOLERANCE:g}):')
     for r in rows:
         print(f'  input {"x".join(map(str, r["shape"])):<14} {r["output"]:<8} '
