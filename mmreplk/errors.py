@@ -8,7 +8,7 @@ anything else (a bug in a config's Python, in mmreplk or below) keeps its traceb
 """
 
 __all__ = ['MMReplkError', 'ConfigError', 'DataNotFoundError', 'CheckpointError',
-           'CheckpointNotFoundError', 'DistributedError']
+           'CheckpointNotFoundError', 'DistributedError', 'ExportError']
 
 
 class MMReplkError(Exception):
@@ -36,3 +36,8 @@ class CheckpointNotFoundError(MMReplkError, FileNotFoundError):
 class DistributedError(MMReplkError, RuntimeError):
     """A rank of a distributed run stopped responding (stopped, hung or dead), so the
     others gave up; the message names it."""
+
+
+class ExportError(MMReplkError, RuntimeError):
+    """A model cannot be exported, the exported file disagrees with PyTorch, or the
+    optional packages the export needs are missing."""

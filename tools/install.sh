@@ -6,7 +6,8 @@
 #
 # Installs: torch (kept if present, else torch==2.13.0), mmengine 0.10.7, mmcv 2.1.0 built
 # from source WITH compiled ops, mmsegmentation 1.2.2, mmdet 3.3.0 (+ their undeclared
-# imports ftfy/regex), Triton where the platform has it, pytest, and mmreplk (editable).
+# imports ftfy/regex), Triton where the platform has it, pytest, mmreplk (editable) and the
+# optional packages of the ONNX and mim tests (onnx, onnxruntime, onnxslim, openmim).
 set -euo pipefail
 
 PY=${PYTHON:-python}
@@ -175,6 +176,14 @@ fi
 
 # 7. The plugin itself, editable, without touching the pinned stack.
 pip_install -q --no-build-isolation --no-deps -e "$ROOT"
+
+# 8. Optional extras the test suite uses when present (ONNX export, mim); without them their
+#    tests are skipped. openmim without its dependencies (opendatalab / openxlab pin an old
+#    setuptools and requests), plus the ones mim imports.
+{ "$PY" -m pip install -q --disable-pip-version-check "onnx>=1.16" "onnxruntime>=1.18" \
+    "onnxslim>=0.1.40" model-index tabulate pandas \
+  && "$PY" -m pip install -q --disable-pip-version-check --no-deps "openmim==0.3.9"; } \
+  || say "onnx / onnxruntime / openmim could not be installed: the ONNX and mim tests will be skipped"
 
 stack_complete || { for k in "${!HAVE[@]}"; do say "  $k: ${HAVE[$k]}"; done; fail "the stack is incomplete after installing (see above)."; }
 "$PY" -c "import mmcv.ops, mmseg, mmdet, mmreplk" || fail "import mmcv.ops, mmseg, mmdet, mmreplk failed"

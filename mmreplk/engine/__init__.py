@@ -9,12 +9,16 @@ Importing this package is the switch that turns them on for the whole process (i
   (:func:`allow_runner_checkpoints`);
 * registers ``LayerDecayOptimizerConstructor`` and ``CPUDistributedDataParallel`` (the
   model wrapper of distributed runs on CPU processes: SyncBN turned into BN) in the
-  ``mmreplk`` registries.
+  ``mmreplk`` registries;
+* lets mmengine's ``Config`` read ``mmreplk::NAME`` config paths
+  (:func:`mmreplk.config_scope.register_config_scope`).
 
-Both calls are idempotent: importing or calling again changes nothing more. Configs switch
+The calls are idempotent: importing or calling again changes nothing more. Configs switch
 the engine on with ``custom_imports=dict(imports=['mmreplk', 'mmreplk.engine'])``, the
 tools by importing it. It never imports mmseg or mmdet.
 """
+from mmreplk.config_scope import register_config_scope
+
 from .checkpoint import (AtomicLocalBackend, allow_runner_checkpoints,
                          latest_checkpoint, register_atomic_backend)
 from .optimizers import LayerDecayOptimizerConstructor
@@ -22,6 +26,7 @@ from .wrappers import CPUDistributedDataParallel
 
 register_atomic_backend()
 allow_runner_checkpoints()
+register_config_scope()
 
 __all__ = [
     'AtomicLocalBackend', 'allow_runner_checkpoints', 'latest_checkpoint',

@@ -1,0 +1,128 @@
+"""The installed package, as a user of the OpenMMLab tools gets it: a wheel built from this
+checkout, installed (not editable) into a scratch virtual environment that sees the shared
+stack (torch, mmcv, mmseg, mmdet, openmim) but not the checkout. The package carries its
+configs, tools and model index in mmreplk/.mim; ``mmreplk::`` configs load and inherit;
+``mim train mmreplk`` trains a user's config derived from one."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, loader_options
+from mmengine.config import Config
+
+from mmreplk.errors import ConfigError
+
+
+
+def _run(cmd, cwd, timeout=300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, text=True,
+                            capture_output=True, timeout=timeout)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result
+
+
+@pytest.fixture(scope='session')
+def scratch_python(tmp_path_factory) -> Path:
+    """The python of a new virtual environment holding the built wheel of this checkout
+    (its tracked and unignored files: what a clone holds)."""
+    tmp = tmp_path_factory.mktemp('scratch_install')
+    listed = subprocess.run(['git', 'ls-files', '--cached', '--others', '--exclude-standard'],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    src = tmp / 'src'
+    for rel in listed.stdout.split():
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    _run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation',
+          '-w', tmp / 'wheel', src], cwd=tmp)
+    wheel = next((tmp / 'wheel').glob('mmreplk-*.whl'))
+    _run([sys.executable, '-m', 'venv', '--system-site-packages', '--without-pip',
+          tmp / 'venv'], cwd=tmp)
+    python = tmp / 'venv' / 'bin' / 'python'
+    _run([python, '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', wheel], cwd=tmp)
+    return python
+
+
+USER_CONFIG = '''\
+_base_ = 'mmreplk::demo_upernet_replk-tiny_synthetic.py'
+train_cfg = dict(max_iters=2, val_interval=2)
+default_hooks = dict(checkpoint=dict(interval=2))
+'''
+
+CHECKS = '''
+    import os, sys
+    from mmengine.config import Config
+    import mmreplk
+    package = os.path.dirname(mmreplk.__file__)
+    print('installed:', package.startswith(sys.prefix))
+    mim = os.path.join(package, '.mim')
+    shipped = ['configs/upernet_replk31b_ade20k.py', 'configs/_base_/replknet.py',
+               'configs/metafile/upernet.yml', 'tools/train.py', 'tools/_common.py',
+               'tools/deployment/pytorch2onnx.py', 'model-index.yml']
+    print('copies:', all(os.path.isfile(os.path.join(mim, p)) and not
+                         os.path.islink(os.path.join(mim, p)) for p in shipped))
+    try:
+        Config.fromfile('mmreplk::upernet_replk31b_ade20k.py')
+        print('before the engine: loads')
+    except FileNotFoundError:
+        print('before the engine: not found')
+    import mmreplk.engine
+    cfg = Config.fromfile('mmreplk::upernet_replk31b_ade20k.py')
+    print('mmreplk:: loads:', cfg.model.backbone.type, cfg.model.backbone.arch,
+          cfg.filename.startswith(mim))
+    user = Config.fromfile('user_config.py')
+    print('user config:', user.train_cfg.max_iters, user.default_hooks.checkpoint.interval,
+          user.model.backbone.type, user.model.get('_scope_'))
+    from mim.utils import get_installed_path, recursively_find
+    print('mim finds:', [os.path.relpath(p, mim) for p in recursively_find(
+        get_installed_path('mmreplk'), 'upernet_replk31b_ade20k.py', followlinks=True)])
+    from modelindex.load_model_index import load
+    print('model index:', len(load(os.path.join(mim, 'model-index.yml')).models))
+'''
+
+
+def test_scope_prefix_in_a_checkout(tmp_path):
+    """In a checkout that was never installed the prefix names configs/; a name that is
+    not there is one clear error, and no path leaves the folder."""
+    import mmreplk.engine  # noqa: F401  the switch
+    cfg = Config.fromfile('mmreplk::upernet_replk31b_ade20k.py')
+    assert cfg.filename == str(ROOT / 'configs' / 'upernet_replk31b_ade20k.py')
+    (tmp_path / 'user_config.py').write_text(USER_CONFIG)
+    user = Config.fromfile(str(tmp_path / 'user_config.py'))
+    assert (user.train_cfg.max_iters, user.model.backbone.arch.layers) == (2, [1, 1, 1, 1])
+    for name in ('nope.py', '../setup.py'):
+        with pytest.raises(ConfigError, match=f'no config mmreplk::{re.escape(name)}'):
+            Config.fromfile(f'mmreplk::{name}')
+
+
+@pytest.mark.slow
+def test_installed_package_configs_by_scope_and_mim_train(scratch_python, tmp_path,
+                                                          ade20k_root):
+    pytest.importorskip('mim', reason='openmim is an optional extra: pip install openmim')
+    (tmp_path / 'user_config.py').write_text(USER_CONFIG)
+    out = _run([scratch_python, '-c', textwrap.dedent(CHECKS)], cwd=tmp_path).stdout
+    configs = len(list((ROOT / 'configs').glob('*.py')))
+    assert out.strip().splitlines()[-7:] == [
+        'installed: True',
+        'copies: True',
+        'before the engine: not found',
+        'mmreplk:: loads: mmreplk.RepLKNet 31B True',
+        'user config: 2 2 mmreplk.RepLKNet mmseg',
+        "mim finds: ['configs/upernet_replk31b_ade20k.py']",
+        f'model index: {configs}',
+    ]
+
+    work_dir = tmp_path / 'work'
+    options = [f'{k}={v}' for k, v in loader_options(ade20k_root).items()]
+    train = _run([scratch_python, '-m', 'mim', 'train', 'mmreplk', 'user_config.py',
+                  '--work-dir', work_dir, '--cfg-options'] + options, cwd=tmp_path)
+    script = Path(scratch_python).parent.parent
+    assert f'{script}' in train.stdout and '.mim/tools/train.py' in train.stdout
+    assert (work_dir / 'iter_2.pth').is_file()
+    assert 'mIoU' in (train.stdout + train.stderr)
