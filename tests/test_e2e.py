@@ -88,6 +88,29 @@ def cascade_options(root: str) -> dict:
     })
     opts.update({f'model.train_cfg.rcnn.{i}.sampler.num': '32'
                  for i in range(3)})
+    # Narrow FPN, RPN and RoI heads: the full 256-channel heads with 1024-wide
+    # fully connected layers make a ~450 MB checkpoint that dominates the run.
+    opts.update({
+        'model.neck.out_channels': '16',
+        'model.rpn_head.in_channels': '16',
+        'model.rpn_head.feat_channels': '16',
+        'model.roi_head.bbox_roi_extractor.out_channels': '16',
+    })
+    for i in range(3):
+        opts.update({f'model.roi_head.bbox_head.{i}.in_channels': '16',
+                     f'model.roi_head.bbox_head.{i}.conv_out_channels': '16',
+                     f'model.roi_head.bbox_head.{i}.fc_out_channels': '32'})
+    return opts
+
+
+def cascade_mask_options(root: str) -> dict:
+    """:func:`cascade_options` with a narrow mask branch."""
+    opts = cascade_options(root)
+    opts.update({
+        'model.roi_head.mask_roi_extractor.out_channels': '16',
+        'model.roi_head.mask_head.in_channels': '16',
+        'model.roi_head.mask_head.conv_out_channels': '16',
+    })
     return opts
 
 
@@ -134,6 +157,9 @@ def test_fcos(coco_root, tmp_path):
     opts = det_options(coco_root,
                        ['train_dataloader.dataset.pipeline.2.scales'],
                        'model.test_cfg.score_thr')
+    opts.update({'model.neck.out_channels': '64',  # GroupNorm(32) in the head
+                 'model.bbox_head.in_channels': '64',
+                 'model.bbox_head.feat_channels': '64'})
     _train_and_test('fcos_replk31b_coco.py', opts, str(tmp_path),
                     'epoch_1.pth', ['coco/bbox_mAP', 'coco/bbox_mAP_50'])
 
@@ -145,7 +171,7 @@ def test_cascade_rcnn(coco_root, tmp_path):
 
 
 def test_cascade_mask_rcnn(coco_root, tmp_path):
-    opts = cascade_options(coco_root)
+    opts = cascade_mask_options(coco_root)
     _train_and_test('cascade_mask_rcnn_replk31b_coco.py', opts,
                     str(tmp_path), 'epoch_1.pth',
                     ['coco/bbox_mAP', 'coco/segm_mAP'])
