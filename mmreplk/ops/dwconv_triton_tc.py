@@ -16,6 +16,9 @@ from the weight inside the loop; its fourth block is zero (a power-of-two N). Bl
 cc - 1) is complete and stored, and ``acc`` shifts by one block. Each input element is
 loaded once per kernel row and feeds 64 MACs (Kw of them real): the FLOP inflation is
 64 / Kw (48 / Kw on sm_80, where ptxas drops the MMAs of the always-zero fourth block).
+Rows of at most 32 columns are one chunk instead: ``acc[BM, WP] += X[BM, WP] @ T_i[WP,
+WP]`` with the full Toeplitz band ``T_i[u, v] = weight[i, u - v + Kw//2]`` (WP = 16 or 32),
+which issues WP instead of 64 * ceil(W / 16) / W MACs per output column.
 Input gradient (``dgrad_tc``): the same kernel with the weight flipped in both axes.
 
 Weight gradient (``wgrad_tc``): ``gw[i, j] = sum_(n, r, w) g[n, r - i + P, w] *
@@ -43,10 +46,10 @@ MAX_KW = 33  # three 16-column output blocks hold the band of a 16-column chunk
 _WGRAD_PROGRAMS = 2048  # target (channel x split) programs of the weight gradient
 
 # (BM, num_warps, num_stages): output rows per forward program
-_FWD_SPACE = [(64, 4, 1), (128, 4, 1), (256, 8, 1), (128, 4, 2), (256, 8, 2)]
+_FWD_SPACE = [(64, 4, 1), (128, 4, 1), (256, 8, 1), (256, 8, 2)]
 # (BK, num_warps, num_stages): columns per weight-gradient step
-_WGRAD_SPACE = [(16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1), (64, 1, 1), (64, 2, 1),
-                (64, 4, 1), (128, 2, 1), (64, 2, 2)]
+_WGRAD_SPACE = [(16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 4, 1), (64, 1, 1), (64, 2, 1),
+                (64, 4, 1), (128, 2, 1)]
 if _INTERPRET:  # the interpreter is slow: one small config is enough to check numerics
     _FWD_SPACE, _WGRAD_SPACE = [(32, 4, 1)], [(16, 1, 1)]
 
@@ -107,8 +110,12 @@ def _rows_per_image(bm: int, h: int) -> int:
 
 
 def _prune_fwd(configs, named_args, **kwargs):
+    """Tiles no taller than the rows there are; fp32 operands (twice the registers) spill
+    in 256-row tiles without pipelining on sm_80, so those are left out."""
     rows = named_args['N'] * triton.next_power_of_2(kwargs['H'])
-    kept = [cfg for cfg in configs if cfg.kwargs['BM'] <= max(64, rows)]
+    fp32 = named_args['x_ptr'].dtype == torch.float32
+    kept = [cfg for cfg in configs if cfg.kwargs['BM'] <= max(64, rows)
+            and not (fp32 and cfg.kwargs['BM'] == 256 and cfg.num_stages == 1)]
     return kept or configs[:1]
 
 
@@ -123,9 +130,8 @@ def _fwd_tc_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, C,
                    FLIP: tl.constexpr, HAS_BIAS: tl.constexpr, PREC: tl.constexpr,
                    DOT_F32: tl.constexpr, HP: tl.constexpr, BM: tl.constexpr):
     BH: tl.constexpr = min(BM, HP)  # rows per image; BM // BH images share the tile
-    P: tl.constexpr = KH // 2
-    Q: tl.constexpr = KW // 2
     NQ: tl.constexpr = (W + 15) // 16  # 16-column chunks (and output blocks) of a row
+    WP: tl.constexpr = 16 if W <= 16 else 32  # the whole-row chunk when W <= 32
     pid = tl.program_id(0)
     c = pid % C
     h0 = tl.program_id(1) * BH
@@ -134,32 +140,53 @@ def _fwd_tc_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, C,
     h = h0 + m % BH
     plane = (n.to(tl.int64) * C + c) * (H * W)
     img_ok = n < N
-    kk = tl.arange(0, 16)
-    nn = tl.arange(0, 64)
-    # band column 16 d + n' of chunk row k holds tap j = 16 (d - 1) + k - n' + Q
-    tap = kk[:, None] - (nn % 16)[None, :] + (16 * (nn // 16) - 16 + Q)[None, :]
-    tap_ok = (tap >= 0) & (tap < KW)
-    if FLIP:  # input gradient: the kernel flipped in both axes
-        tap = KW - 1 - tap
     w_base = w_ptr + c * (KH * KW)
-    acc = tl.zeros((BM, 64), tl.float32)
     bias = tl.load(b_ptr + c).to(tl.float32) if HAS_BIAS else 0.
     out_ptr = y_ptr + plane[:, None] + h[:, None] * W
     out_ok = (img_ok & (h < H))[:, None]
-    for cc in range(0, NQ):
-        cols = cc * 16 + kk
+    if W <= 32:
+        # one chunk holds the whole row: out = sum_i X_i @ T_i with the full WP x WP
+        # Toeplitz band T_i[u, v] = weight[i, u - v + Q]
+        cols = tl.arange(0, WP)
+        tap = cols[:, None] - cols[None, :] + KW // 2
+        acc = tl.zeros((BM, WP), tl.float32)
         for i in range(KH):
-            row = h + (i - P)
-            a = tl.load(x_ptr + plane[:, None] + row[:, None] * W + cols[None, :],
-                        mask=(img_ok & (row >= 0) & (row < H))[:, None]
-                        & (cols < W)[None, :], other=0.)
-            ki = KH - 1 - i if FLIP else i
-            t = tl.load(w_base + ki * KW + tap, mask=tap_ok, other=0.)
-            if DOT_F32:
-                a, t = a.to(tl.float32), t.to(tl.float32)
-            acc = tl.dot(a, t, acc, input_precision=PREC)
-        acc = _store_and_shift(acc, bias, out_ptr, out_ok, cc - 1, W, BM)
-    _store_and_shift(acc, bias, out_ptr, out_ok, NQ - 1, W, BM)  # chunk NQ: outside the map
+            acc = _band_step(acc, x_ptr, w_base, plane, h, img_ok, cols, tap, i,
+                             H, W, KH, KW, FLIP, PREC, DOT_F32)
+        tl.store(out_ptr + cols[None, :], (acc + bias).to(y_ptr.dtype.element_ty),
+                 mask=out_ok & (cols < W)[None, :])
+    else:
+        kk = tl.arange(0, 16)
+        nn = tl.arange(0, 64)
+        # band column 16 d + n' of chunk row k holds tap j = 16 (d - 1) + k - n' + Q
+        tap = kk[:, None] - (nn % 16)[None, :] + (16 * (nn // 16) - 16 + KW // 2)[None, :]
+        acc = tl.zeros((BM, 64), tl.float32)
+        for cc in range(0, NQ):
+            for i in range(KH):
+                acc = _band_step(acc, x_ptr, w_base, plane, h, img_ok, cc * 16 + kk, tap, i,
+                                 H, W, KH, KW, FLIP, PREC, DOT_F32)
+            acc = _store_and_shift(acc, bias, out_ptr, out_ok, cc - 1, W, BM)
+        _store_and_shift(acc, bias, out_ptr, out_ok, NQ - 1, W, BM)  # chunk NQ: off the map
+
+
+@triton.jit
+def _band_step(acc, x_ptr, w_base, plane, h, img_ok, cols, tap, i, H: tl.constexpr,
+               W: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FLIP: tl.constexpr,
+               PREC: tl.constexpr, DOT_F32: tl.constexpr):
+    """``acc + X @ T``: X = input rows ``h + i - Kh//2`` at ``cols`` (zero off the map),
+    T = the band of kernel row i at taps ``tap`` (zero outside 0..Kw-1)."""
+    row = h + (i - KH // 2)
+    a = tl.load(x_ptr + plane[:, None] + row[:, None] * W + cols[None, :],
+                mask=(img_ok & (row >= 0) & (row < H))[:, None] & (cols < W)[None, :],
+                other=0.)
+    if FLIP:  # input gradient: the kernel flipped in both axes
+        t = tl.load(w_base + (KH - 1 - i) * KW + (KW - 1 - tap),
+                    mask=(tap >= 0) & (tap < KW), other=0.)
+    else:
+        t = tl.load(w_base + i * KW + tap, mask=(tap >= 0) & (tap < KW), other=0.)
+    if DOT_F32:
+        a, t = a.to(tl.float32), t.to(tl.float32)
+    return tl.dot(a, t, acc, input_precision=PREC)
 
 
 @triton.jit
@@ -288,6 +315,7 @@ def _taps_in_map(size: int, k: int) -> int:
 
 
 _ALIGNED = [['tt.divisibility', 16]]
+_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 
 
 def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
@@ -311,13 +339,18 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
     fwd_sig.update({name: 'constexpr' for name in
                     ('H', 'W', 'KH', 'KW', 'FLIP', 'HAS_BIAS', 'PREC', 'DOT_F32', 'HP', 'BM')})
     fwd_configs = _prune_fwd([triton.Config({'BM': bm}, num_warps=nw, num_stages=ns)
-                              for bm, nw, ns in _FWD_SPACE], dict(N=n), H=h)
+                              for bm, nw, ns in _FWD_SPACE],
+                             dict(N=n, x_ptr=torch.empty(0, dtype=_DTYPES[dtype])), H=h)
     for cfg in fwd_configs:
         bm = cfg.kwargs['BM']
         bh = _rows_per_image(bm, h)
         grid = c * triton.cdiv(n, bm // bh) * triton.cdiv(h, bh)
-        per_iter = bm * 16 * 64
-        macs = triton.cdiv(w, 16) * k * per_iter
+        if w <= 32:  # whole-row band: one WP x WP dot per kernel row
+            wp = 16 if w <= 16 else 32
+            per_iter, macs, zero_block = bm * wp * wp, k * bm * wp * wp, 1.
+        else:  # 16-column chunks, a 16 x 64 band per kernel row; its last block is zero
+            per_iter = bm * 16 * 64
+            macs, zero_block = triton.cdiv(w, 16) * k * per_iter, 0.75
         for name, flip in (('fwd_tc', False), ('dgrad_tc', True)):
             specs.append(AotKernel(
                 kernel=name, fn=_fwd_tc_kernel.fn, signature=fwd_sig,
@@ -327,7 +360,7 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
                 useful_fraction=taps / (macs * grid), flops_per_program=macs, grid=grid,
                 extra=dict(attrs={(i,): _ALIGNED for i in range(4)},
                            macs_per_iteration=per_iter,
-                           useful_fraction_sm80=taps / (macs * grid * 3 // 4))))
+                           useful_fraction_sm80=taps / (macs * grid * zero_block))))
     splits = _wgrad_splits(n, c, h)
     rows = triton.cdiv(n * h, splits)
     khp = kwp = max(16, triton.next_power_of_2(k))
