@@ -2,7 +2,8 @@
 
 Import this module only when Triton is importable. Inputs are contiguous NCHW bf16 / fp16
 tensors, or fp32 tensors when PyTorch's own convolution would use TF32
-(:func:`tf32_allowed`); products run on tensor cores (bf16 / fp16 / TF32), sums in fp32.
+(:func:`mmreplk.ops.dwconv.conv_allows_tf32`); products run on tensor cores (bf16 / fp16 /
+TF32), sums in fp32.
 
 Forward (kernel ``fwd_tc``): a row of the map is cut into 16-column chunks; the band of a
 chunk, i.e. the output columns its 16 inputs reach through one kernel row, spans
@@ -39,6 +40,7 @@ import triton
 import triton.language as tl
 
 from .aot import AotKernel, Shape
+from .dwconv import conv_allows_tf32
 
 _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') == '1'
 
@@ -54,17 +56,6 @@ if _INTERPRET:  # the interpreter is slow: one small config, few weight-gradient
     _FWD_SPACE, _WGRAD_SPACE, _WGRAD_PROGRAMS = [(32, 4, 1)], [(16, 1, 1)], 8
 
 
-def tf32_allowed() -> bool:
-    """Whether fp32 inputs may take the TF32 tensor-core path: exactly when PyTorch's cuDNN
-    convolution uses TF32, i.e. ``torch.backends.cudnn.conv.fp32_precision == 'tf32'``
-    (torch >= 2.9; ``torch.backends.cudnn.allow_tf32 = True``, the default, sets it), else
-    ``torch.backends.cudnn.allow_tf32``."""
-    conv = getattr(torch.backends.cudnn, 'conv', None)
-    if conv is not None and hasattr(conv, 'fp32_precision'):
-        return conv.fp32_precision == 'tf32'
-    return bool(torch.backends.cudnn.allow_tf32)
-
-
 def supports(kh: int, kw: int) -> bool:
     """Whether the tensor-core kernels handle a Kh x Kw kernel (odd sizes, Kw <= 33)."""
     return kh % 2 == 1 and kw % 2 == 1 and 1 <= kw <= MAX_KW and kh >= 1
@@ -73,7 +64,7 @@ def supports(kh: int, kw: int) -> bool:
 def _precision(dtype: torch.dtype) -> str:
     if dtype in (torch.bfloat16, torch.float16):
         return 'ieee'  # ignored by tl.dot for 16-bit inputs
-    if dtype == torch.float32 and tf32_allowed():
+    if dtype == torch.float32 and conv_allows_tf32():
         return 'tf32'
     if dtype == torch.float32:
         raise ValueError('fp32 inputs take the tensor-core path only when TF32 is allowed '
