@@ -356,10 +356,10 @@ def check(got, r, rel, what):
     assert err <= rel * scale, (what, err, scale)
 
 torch.manual_seed(0)
-cases = [((2, 3, 10, 12, 7, 7), torch.float32, True, False),
-         ((1, 2, 5, 7, 13, 13), torch.float32, False, False),
-         ((2, 2, 9, 6, 7, 3), torch.bfloat16, True, False),
-         ((1, 4, 6, 8, 5, 5), torch.float16, True, True)]
+cases = [((1, 2, 6, 8, 7, 7), torch.float32, True, False),
+         ((1, 1, 5, 7, 13, 13), torch.float32, False, False),
+         ((2, 1, 5, 6, 7, 3), torch.bfloat16, True, False),
+         ((1, 2, 6, 8, 5, 5), torch.float16, True, True)]
 for (n, c, h, w_, kh, kw), dt, bias, cl in cases:
     x = torch.randn(n, c, h, w_).to(dt)
     if cl:

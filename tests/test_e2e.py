@@ -123,19 +123,29 @@ def _numbers(log: str, keys: list) -> dict:
     return found
 
 
-def _train_and_test(config: str, options: dict, work_dir: str,
-                    ckpt: str, metrics: list) -> dict:
+def _finite(log: str, metrics: list) -> dict:
+    values = _numbers(log, metrics)
+    assert all(math.isfinite(v) for v in values.values()), values
+    return values
+
+
+def _train(config: str, options: dict, work_dir: str, ckpt: str) -> str:
+    """tools/train.py (validation at the end of the run); returns its log."""
     train = run_tool('train.py', f'configs/{config}', '--work-dir', work_dir,
                      options=options)
     assert train.returncode == 0, train.stderr[-4000:]
-    path = os.path.join(work_dir, ckpt)
-    assert os.path.isfile(path), os.listdir(work_dir)
-    test = run_tool('test.py', f'configs/{config}', path, '--work-dir',
-                    os.path.join(work_dir, 'test'), options=options)
+    assert os.path.isfile(os.path.join(work_dir, ckpt)), os.listdir(work_dir)
+    return train.stdout + train.stderr
+
+
+def _train_and_test(config: str, options: dict, work_dir: str,
+                    ckpt: str, metrics: list) -> dict:
+    """:func:`_train`, then tools/test.py on the checkpoint it wrote."""
+    _train(config, options, work_dir, ckpt)
+    test = run_tool('test.py', f'configs/{config}', os.path.join(work_dir, ckpt),
+                    '--work-dir', os.path.join(work_dir, 'test'), options=options)
     assert test.returncode == 0, test.stderr[-4000:]
-    values = _numbers(test.stdout + test.stderr, metrics)
-    assert all(math.isfinite(v) for v in values.values()), values
-    return values
+    return _finite(test.stdout + test.stderr, metrics)
 
 
 def test_upernet_learns(learned_seg, ade20k_root):
@@ -160,14 +170,15 @@ def test_fcos(coco_root, tmp_path):
     opts.update({'model.neck.out_channels': '64',  # GroupNorm(32) in the head
                  'model.bbox_head.in_channels': '64',
                  'model.bbox_head.feat_channels': '64'})
-    _train_and_test('fcos_replk31b_coco.py', opts, str(tmp_path),
-                    'epoch_1.pth', ['coco/bbox_mAP', 'coco/bbox_mAP_50'])
+    log = _train('fcos_replk31b_coco.py', opts, str(tmp_path), 'epoch_1.pth')
+    _finite(log, ['coco/bbox_mAP', 'coco/bbox_mAP_50'])  # the end-of-epoch validation
 
 
 def test_cascade_rcnn(coco_root, tmp_path):
-    opts = cascade_options(coco_root)
-    _train_and_test('cascade_rcnn_replk31b_coco.py', opts, str(tmp_path),
-                    'epoch_1.pth', ['coco/bbox_mAP'])
+    """Training and its validation (tools/test.py on a detector: the mask test)."""
+    log = _train('cascade_rcnn_replk31b_coco.py', cascade_options(coco_root),
+                 str(tmp_path), 'epoch_1.pth')
+    _finite(log, ['coco/bbox_mAP'])
 
 
 def test_cascade_mask_rcnn(coco_root, tmp_path):
