@@ -168,8 +168,12 @@ def test_corrupt_truncated_and_missing_files(tmp_path):
     truncated.write_bytes(good.read_bytes()[:2000])
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'not a checkpoint at all')
-    for bad in (truncated, garbage):
-        with pytest.raises(CheckpointError, match='corrupt or truncated'):
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    for bad, message in ((truncated, 'is corrupt or truncated'),
+                         (garbage, "is not a torch checkpoint.*starts with b'not '"),
+                         (empty, r'is empty \(0 bytes\)')):
+        with pytest.raises(CheckpointError, match=message):
             load_pretrained(RepLKNet(arch=arch), str(bad))
     with pytest.raises(CheckpointNotFoundError, match='missing.pth'):
         load_pretrained(RepLKNet(arch=arch), str(tmp_path / 'missing.pth'))

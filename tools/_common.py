@@ -2,6 +2,9 @@
 host (mmseg or mmdet), runner building (distributed start-up: ``_dist``) and the checks
 run before a runner is built.
 
+Importing it switches :mod:`mmreplk.engine` on (every checkpoint mmengine reads goes
+through mmreplk's safe loader; runner checkpoints load with ``weights_only``).
+
 This is tool logic, not library: it lives beside the tools, which import it as
 ``_common``. Tools directly in ``tools/`` find it because Python puts a script's own
 folder first on ``sys.path``; tools in sub-folders (``analysis_tools/``,
@@ -21,18 +24,23 @@ import inspect
 import json
 import os
 import os.path as osp
+import re
 import sys
 from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from _dist import (collective_timeout, init_cpu_distributed, lost_rank_error,
                    watch_ranks)
 from mmengine.config import Config, DictAction
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
 
-from mmreplk.errors import (CheckpointNotFoundError, ConfigError, DataNotFoundError,
-                            MMReplkError)
+import mmreplk.engine  # noqa: F401  the switch: safe checkpoint loading for every tool
+from mmreplk.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
+                            DataNotFoundError, MMReplkError)
 from mmreplk.models.arch import ARCH_ZOO
+from mmreplk.models.weights import describe_mismatch
+from mmreplk.utils import check_checkpoint_file, load_checkpoint_file
 
 HOSTS = ('mmseg', 'mmdet')
 
@@ -62,9 +70,14 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Add what train.py and test.py share (``--cfg-options``, ``--launcher``,
-    ``--local-rank``), parse, and export ``LOCAL_RANK`` as mmengine expects."""
+    """Add what train.py and test.py share (``--cfg-options``, ``--non-strict``,
+    ``--launcher``, ``--local-rank``), parse, and export ``LOCAL_RANK`` as mmengine expects."""
     add_cfg_options(parser)
+    parser.add_argument(
+        '--non-strict', action='store_true',
+        help='load a checkpoint that does not match the model (missing, unexpected or '
+        'mis-shaped keys are skipped with a warning, as mmengine does); by default such '
+        'a checkpoint is an error')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torchrun passes --local-rank (torch >= 2.0), older launchers --local_rank.
@@ -140,11 +153,13 @@ def splits_of(cfg: Config, names: Sequence[str]) -> Tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- runner
-def build_runner(cfg: Config) -> Runner:
+def build_runner(cfg: Config, strict: bool = True) -> Runner:
     """Build the runner: ``Runner.from_cfg``, or the host's ``RUNNERS`` when the config
     names a ``runner_type``. mmdet also gets its dynamo cache limit set up, as its own
     tools do. A distributed run starts its process group (``_dist``: the collective
-    timeout, CPU start-up) and this rank's heartbeat."""
+    timeout, CPU start-up) and this rank's heartbeat. With ``strict`` (the default;
+    ``--non-strict`` turns it off) the checkpoint the runner loads (``load_from``,
+    resume, the checkpoint of test.py) must match the model (:func:`load_strictly`)."""
     scope = host_scope(cfg)
     collective_timeout(cfg)  # checked before any process group starts
     init_cpu_distributed(cfg)
@@ -160,7 +175,36 @@ def build_runner(cfg: Config) -> Runner:
             from mmdet.registry import RUNNERS
         runner = RUNNERS.build(cfg)
     watch_ranks(cfg)
+    if strict:
+        load_strictly(runner, cfg.filename)
     return runner
+
+
+def load_strictly(runner: Runner, config: str) -> None:
+    """Make ``runner.load_checkpoint`` (``load_from``, resume) refuse a checkpoint that
+    does not match the model: one :class:`CheckpointError` naming the missing,
+    unexpected and mis-shaped keys and the RepLKNet arch the file looks like, instead
+    of mmengine's warning and a model left half initialized."""
+    def load_checkpoint(filename: str, map_location='cpu', strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]) -> dict:
+        checkpoint = load_checkpoint_file(filename, map_location)
+        runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if isinstance(model, BaseTTAModel):
+            model = model.module
+        state = checkpoint.get('state_dict', checkpoint)
+        for pattern, replacement in revise_keys:
+            state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
+        problem = describe_mismatch(model.state_dict(), state)
+        if problem:
+            raise CheckpointError(f'checkpoint {filename} does not match the model of '
+                                  f'{config}: {problem} (--non-strict loads what matches)')
+        model.load_state_dict(state)
+        runner._has_loaded = True
+        runner.logger.info(f'Load checkpoint from {filename} (strict)')
+        return checkpoint
+
+    runner.load_checkpoint = load_checkpoint
 
 
 # --------------------------------------------------------------------------- checks
@@ -240,9 +284,16 @@ def _is_local(path: Optional[str]) -> bool:
 
 
 def check_checkpoint(path: Optional[str], what: str) -> None:
-    """Raise :class:`CheckpointNotFoundError` if a local checkpoint is missing."""
-    if _is_local(path) and not osp.isfile(path):
+    """Raise :class:`CheckpointError` (or its ``NotFound`` kind) if a local checkpoint
+    is missing, empty or not a torch file, before anything is built."""
+    if not _is_local(path):
+        return
+    if not osp.isfile(path):
         raise CheckpointNotFoundError(f'{what} not found: {path}.')
+    try:
+        check_checkpoint_file(path)
+    except CheckpointError as e:
+        raise CheckpointError(f'{what}: {e}') from None
 
 
 def check_pretrained(cfg: Config) -> None:
@@ -250,7 +301,9 @@ def check_pretrained(cfg: Config) -> None:
     init_cfg = cfg.model.get('backbone', {}).get('init_cfg') or []
     for entry in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
         path = entry.get('checkpoint') if entry.get('type') == 'Pretrained' else None
-        if _is_local(path) and not osp.isfile(path):
+        if _is_local(path) and osp.isfile(path):
+            check_checkpoint(path, 'ImageNet weights for the backbone')
+        elif _is_local(path):
             raise CheckpointNotFoundError(
                 f'ImageNet weights for the backbone not found: {path}. Download '
                 'the official RepLKNet checkpoint named in docs/configs.md and convert '

@@ -4,10 +4,11 @@ Same command line as mmsegmentation 1.2.2 / mmdetection 3.3.0 ``tools/test.py``:
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out OUT]
         [--show] [--show-dir DIR] [--wait-time S] [--tta]
-        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--cfg-options k=v ...] [--non-strict] [--launcher none|pytorch|slurm|mpi]
 
 ``--out``: a directory for the predicted maps (mmseg) or a .pkl file of the
-raw results (mmdet).
+raw results (mmdet). The checkpoint must match the model (mmseg and mmdet load it
+non-strictly and evaluate whatever loaded); ``--non-strict`` restores their behaviour.
 """
 import argparse
 import copy
@@ -126,7 +127,7 @@ def main() -> None:
         raise ConfigError(f'--out must be a .pkl or .pickle file for mmdet, '
                           f'got {args.out}')
 
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, strict=not args.non_strict)
     if args.out is not None and scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(

@@ -3,10 +3,13 @@
 Same command line as mmsegmentation 1.2.2 / mmdetection 3.3.0 ``tools/train.py``:
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--auto-scale-lr] [--cfg-options k=v ...] [--non-strict]
+        [--launcher none|pytorch|slurm|mpi]
 
 ``--resume`` alone continues from the newest complete checkpoint in the work
-dir (an interrupted run resumes at the iteration it last saved).
+dir (an interrupted run resumes at the iteration it last saved). A ``load_from`` or
+resume checkpoint must match the model; ``--non-strict`` loads what matches, as
+mmseg and mmdet do.
 """
 import argparse
 import os.path as osp
@@ -88,7 +91,7 @@ def main() -> None:
         print_log(f'resuming from {osp.abspath(cfg.load_from)}',
                   logger='current')
 
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, strict=not args.non_strict)
     runner.train()
 
 

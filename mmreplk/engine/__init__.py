@@ -6,7 +6,9 @@ Importing this package is the switch that turns them on for the whole process (i
 * registers :class:`AtomicLocalBackend` as mmengine's ``'atomic_local'`` file backend
   (:func:`register_atomic_backend`);
 * allow-lists mmengine runner checkpoints for ``torch.load(weights_only=True)``
-  (:func:`allow_runner_checkpoints`);
+  (:func:`allow_runner_checkpoints`), and makes every checkpoint mmengine reads (runner
+  ``load_from`` and resume, ``load_checkpoint``, ``Pretrained`` init) go through
+  :func:`mmreplk.utils.load_checkpoint_file` (:func:`register_safe_loader`);
 * registers ``LayerDecayOptimizerConstructor`` and ``CPUDistributedDataParallel`` (the
   model wrapper of distributed runs on CPU processes: SyncBN turned into BN) in the
   ``mmreplk`` registries;
@@ -21,15 +23,17 @@ from mmreplk.config_scope import register_config_scope
 
 from .checkpoint import (AtomicLocalBackend, allow_runner_checkpoints,
                          latest_checkpoint, register_atomic_backend)
+from .loading import register_safe_loader
 from .optimizers import LayerDecayOptimizerConstructor
 from .wrappers import CPUDistributedDataParallel
 
 register_atomic_backend()
 allow_runner_checkpoints()
+register_safe_loader()
 register_config_scope()
 
 __all__ = [
     'AtomicLocalBackend', 'allow_runner_checkpoints', 'latest_checkpoint',
-    'register_atomic_backend', 'LayerDecayOptimizerConstructor',
+    'register_atomic_backend', 'register_safe_loader', 'LayerDecayOptimizerConstructor',
     'CPUDistributedDataParallel'
 ]

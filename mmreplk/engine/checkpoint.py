@@ -5,14 +5,13 @@
   leaves a truncated checkpoint. The configs select it with
   ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``;
   :func:`register_atomic_backend` registers it.
-* :func:`allow_runner_checkpoints`: torch >= 2.6 loads with
-  ``weights_only=True``, which rejects mmengine's full runner checkpoints
-  (message hub ``HistoryBuffer`` objects holding numpy arrays). It allow-lists
-  exactly those objects; ``getattr`` is replaced by a version that only
-  resolves ``HistoryBuffer``'s statistics methods, so loading an arbitrary
-  file stays as restricted as before. Older torch loads runner checkpoints
-  without ``weights_only`` (and cannot allow-list a renamed ``getattr``), so
-  there it does nothing.
+* :func:`allow_runner_checkpoints`: every load is ``weights_only=True``, which
+  rejects mmengine's full runner checkpoints (message hub ``HistoryBuffer``
+  objects holding numpy arrays). It allow-lists exactly those objects;
+  ``getattr`` is replaced by a version that only resolves ``HistoryBuffer``'s
+  statistics methods, so loading an arbitrary file stays as restricted as
+  before. The allow-list of a renamed ``getattr`` needs torch >= 2.6, the
+  package's floor.
 
 Nothing here runs at import: ``mmreplk.engine`` calls both registrations.
 """
@@ -27,7 +26,6 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.fileio.backends import backends
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.utils import digit_version
 
 from mmreplk.utils import atomic_write
 
@@ -70,13 +68,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 
 def allow_runner_checkpoints() -> None:
     """Allow-list the globals of mmengine runner checkpoints for
-    ``torch.load(weights_only=True)`` (idempotent: only missing entries are added;
-    nothing before torch 2.6)."""
-    if digit_version(torch.__version__) < digit_version('2.6.0'):
-        return
-    core = getattr(np, '_core', None) or np.core  # numpy 2 / numpy 1
-    numpy_types = [np.ndarray, np.dtype, core.multiarray._reconstruct,
-                   core.multiarray.scalar]
+    ``torch.load(weights_only=True)`` (idempotent: only missing entries are added)."""
+    # numpy 2 moved numpy.core to numpy._core (1.26 has a _core without multiarray)
+    multiarray = np.core.multiarray if np.__version__ < '2' else np._core.multiarray
+    numpy_types = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     numpy_types += [getattr(np.dtypes, n) for n in dir(np.dtypes)
                     if n.endswith('DType')]
     wanted = [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] + numpy_types

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from mmreplk.errors import CheckpointError
 from mmreplk.utils import load_checkpoint_file
-from .arch import CLASSIFIER_PREFIXES, STAGE_NORM, STEM_WEIGHT, is_merged
+from .arch import (CLASSIFIER_PREFIXES, STAGE_NORM, STEM_WEIGHT, arch_name, infer_arch,
+                   is_merged)
 from .reparam import reparameterize_state_dict
 
 StateDict = Dict[str, Tensor]
@@ -170,3 +171,39 @@ def load_pretrained(model: nn.Module, filename: str, prefix: Optional[str] = Non
     report = load_replknet_state_dict(model, state_dict, report)
     print_log(f'Loaded {filename}: {report.summary()}', logger='current')
     return report
+
+
+def _looks_like(state_dict: StateDict, prefix: str) -> Optional[str]:
+    """``'RepLKNet-31B'`` (or ``'a RepLKNet with channels [...]'``) if the keys under
+    ``prefix`` are a RepLKNet, else None."""
+    sub = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    try:
+        arch = infer_arch(sub)
+    except (CheckpointError, KeyError):
+        return None
+    name = arch_name(arch)
+    return f'RepLKNet-{name}' if name else f'a RepLKNet with channels {arch["channels"]}'
+
+
+def describe_mismatch(model_state: StateDict, state_dict: StateDict) -> Optional[str]:
+    """What keeps ``state_dict`` from loading strictly into a model whose state dict is
+    ``model_state`` (missing, unexpected and mis-shaped keys, first few of each, and the
+    RepLKNet arch each side looks like); None if it loads. BatchNorm's
+    ``num_batches_tracked`` may be missing, as in mmengine's loading."""
+    missing = sorted(k for k in set(model_state) - set(state_dict)
+                     if not k.endswith('num_batches_tracked'))
+    unexpected = sorted(set(state_dict) - set(model_state))
+    wrong = [f'{k} {tuple(state_dict[k].shape)} vs {tuple(model_state[k].shape)}'
+             for k in sorted(set(state_dict) & set(model_state))
+             if getattr(state_dict[k], 'shape', None) != model_state[k].shape]
+    if not (missing or unexpected or wrong):
+        return None
+    parts = [f'{len(v)} {what} ({_short(v, 3)})' for what, v in (
+        ('missing keys', missing), ('unexpected keys', unexpected),
+        ('shape mismatches, file vs model', wrong)) if v]
+    text = '; '.join(parts)
+    for prefix in ('backbone.', ''):
+        theirs, ours = _looks_like(state_dict, prefix), _looks_like(model_state, prefix)
+        if theirs and ours and theirs != ours:
+            return f'{text}. The file looks like {theirs}; the model is {ours}'
+    return text

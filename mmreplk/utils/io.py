@@ -1,11 +1,13 @@
 """Checkpoint file I/O: atomic writes and loads with clear errors."""
 import io
 import os
+import os.path as osp
 import pickle
 import re
 import tempfile
 import zipfile
-from typing import Any
+from typing import Any, Optional
+from urllib.parse import urlparse
 
 import torch
 
@@ -40,27 +42,83 @@ def atomic_save(obj: Any, path: str) -> None:
     atomic_write(buffer.getvalue(), path)
 
 
-def load_checkpoint_file(path: str, map_location: str = 'cpu') -> Any:
-    """Load a checkpoint (local path or URL) with ``weights_only=True``.
+_ZIP_MAGIC = b'PK\x03\x04'   # torch.save since 1.6
+_PICKLE_MAGIC = b'\x80'         # the legacy format: a pickle protocol 2+ header
 
-    Raises :class:`CheckpointNotFoundError` (a FileNotFoundError) / :class:`CheckpointError`
-    (a ValueError) that name the file when it is missing, corrupt or truncated.
+
+def check_checkpoint_file(path: str) -> None:
+    """Raise the error :func:`load_checkpoint_file` would for a file that is missing,
+    empty or not a torch checkpoint at all, without reading more than its header."""
+    if not osp.isfile(path):
+        raise CheckpointNotFoundError(f'checkpoint not found: {path}')
+    size = osp.getsize(path)
+    if size == 0:
+        raise CheckpointError(f'checkpoint {path} is empty (0 bytes): an interrupted '
+                              'download or copy? Fetch or copy it again')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        raise CheckpointError(f'{path} is not a torch checkpoint: torch.save writes a zip '
+                              f'archive (a pickle before torch 1.6); this file starts with '
+                              f'{head!r}')
+
+
+def _refusal(path: str, error: Exception) -> CheckpointError:
+    """The error for a file that safe loading refused: the objects it would have run."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # a legacy (non-zip) file: torch names the first one it met
+        names = re.findall(r'Unsupported global: GLOBAL (\S+)', str(error))
+    what = ', '.join(names) if names else 'a Python object'
+    recipe = (f"python -c \"import torch; c = torch.load('{path}', weights_only=False); "
+              "sd = c.get('state_dict', c); torch.save({'state_dict': {k: v for k, v in "
+              f"sd.items() if isinstance(v, torch.Tensor)}}}}, '{path}.weights.pth')\"")
+    return CheckpointError(
+        f'{path} is not plain weights: it holds Python objects that loading would import '
+        f'and call ({what}). It was NOT loaded, and none of its code ran. If you trust '
+        f'the file and its source, save its tensors as plain weights once: {recipe}')
+
+
+def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
+    """Load a checkpoint (local path or URL) with ``weights_only=True``: tensors,
+    containers and numbers (and mmengine runner state once :mod:`mmreplk.engine` is
+    imported), never code.
+
+    Every failure is one :class:`CheckpointNotFoundError` (a FileNotFoundError) or
+    :class:`CheckpointError` (a ValueError) that names the file and the cause: missing,
+    empty, not a torch file, corrupt or truncated, or holding Python objects (named;
+    not loaded, not run).
     """
-    if '://' in path:
+    if path.startswith(('http://', 'https://')):
+        path = download_checkpoint(path)
+    elif '://' in path:  # mmengine's other schemes (s3://, pavi://, open-mmlab://, ...)
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location=map_location)
-    if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f'Checkpoint file not found: {path}')
+    path = osp.expanduser(path)
+    check_checkpoint_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
-        if found is None:
-            raise CheckpointError(f'Checkpoint file {path} is corrupt or truncated (not '
-                                  'a readable torch checkpoint)') from e
-        raise CheckpointError(f'Checkpoint file {path} holds a Python object '
-                              f'({found[1]}) that safe (weights_only) loading '
-                              'refuses') from e
+        if 'Unsupported global' in str(e) or 'Weights only load failed' in str(e):
+            raise _refusal(path, e) from None
+        raise _corrupt(path, e) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise CheckpointError(f'Checkpoint file {path} is corrupt or truncated '
-                              f'({type(e).__name__}: {str(e).splitlines()[0]})') from e
+        raise _corrupt(path, e) from None
+
+
+def _corrupt(path: str, error: Exception) -> CheckpointError:
+    return CheckpointError(f'checkpoint {path} is corrupt or truncated '
+                           f'({osp.getsize(path)} bytes; {type(error).__name__}: '
+                           f'{str(error).strip().splitlines()[0]})')
+
+
+def download_checkpoint(url: str, model_dir: Optional[str] = None,
+                        progress: bool = True) -> str:
+    """The local copy of the checkpoint at ``url`` in torch hub's cache (``model_dir``,
+    default ``$TORCH_HOME/hub/checkpoints``), downloaded once, atomically."""
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.isfile(cached):
+        torch.hub.download_url_to_file(url, cached, progress=progress)
+    return cached

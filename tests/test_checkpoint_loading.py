@@ -1,0 +1,163 @@
+"""One safe loader for every checkpoint a tool reads: ``weights_only=True`` everywhere
+(also with torch's default forced to unsafe), one line per kind of bad file, and strict
+loading of ``load_from`` / resume / test.py checkpoints by default."""
+import ast
+import re
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import LEARN_CONFIG, LEARN_ITERS, ROOT, assert_clear_error, import_tool, run_tool
+from official_format import official_shapes
+
+import mmreplk.engine  # noqa: F401  the switch under test
+from mmreplk.errors import CheckpointError, CheckpointNotFoundError
+from mmreplk.models import ARCH_ZOO, describe_mismatch
+from mmreplk.utils import load_checkpoint_file
+
+
+class _Payload:
+    """Pickles as a call of ``builtins.exec`` that writes a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f'open({str(self.marker)!r}, "w").write("ran")', )
+
+
+@pytest.fixture
+def hostile(tmp_path, monkeypatch):
+    """A checkpoint whose unpickling runs code, and torch's default forced to unsafe
+    loading (as torch < 2.6 had it); ``.marker`` is written if the code ever runs."""
+    path = tmp_path / 'hostile.pth'
+    marker = tmp_path / 'marker'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': _Payload(marker)}, path)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    return types.SimpleNamespace(path=str(path), marker=marker)
+
+
+def _refused(hostile, call, path: str = None) -> None:
+    with pytest.raises(CheckpointError) as info:
+        call()
+    message = str(info.value)
+    assert not hostile.marker.exists(), 'the pickle ran'
+    assert '\n' not in message and (path or hostile.path) in message
+    assert 'builtins.exec' in message and 'NOT loaded' in message
+    assert 'none of its code ran' in message and 'weights_only=False' in message
+
+
+def test_the_hostile_file_runs_when_loaded_unsafely(hostile):
+    """The control: under the forced default a plain torch.load runs the payload."""
+    torch.load(hostile.path)
+    assert hostile.marker.read_text() == 'ran'
+
+
+def test_every_torch_load_in_the_code_is_weights_only():
+    calls = []
+    for path in [*ROOT.glob('mmreplk/**/*.py'), *ROOT.glob('tools/**/*.py')]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == 'load' and ast.unparse(node.func.value) == 'torch'):
+                safe = any(k.arg == 'weights_only' and getattr(k.value, 'value', 0) is True
+                           for k in node.keywords)
+                calls.append((str(path.relative_to(ROOT)), node.lineno, safe))
+    assert calls, 'no torch.load found: the search is broken'
+    assert [c for c in calls if not c[2]] == []
+
+
+def test_mmengine_paths_load_safely(hostile, monkeypatch):
+    """Runner load_from / resume, load_checkpoint, Pretrained on any module and URLs
+    all reach mmengine's CheckpointLoader, which the engine points at the safe loader."""
+    from mmengine.model import PretrainedInit
+    from mmengine.runner import CheckpointLoader, load_checkpoint
+    head = torch.nn.Linear(1, 1)
+    _refused(hostile, lambda: load_checkpoint_file(hostile.path))
+    _refused(hostile, lambda: CheckpointLoader.load_checkpoint(hostile.path))
+    _refused(hostile, lambda: load_checkpoint(head, hostile.path))
+    _refused(hostile, lambda: PretrainedInit(checkpoint=hostile.path)(head))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file',
+                        lambda url, dst, progress: Path(dst).write_bytes(
+                            Path(hostile.path).read_bytes()))
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(Path(hostile.path).parent))
+    _refused(hostile, lambda: CheckpointLoader.load_checkpoint('https://host/x/evil.pth'),
+             str(Path(hostile.path).parent / 'checkpoints' / 'evil.pth'))
+
+
+def test_tools_load_safely(hostile, tmp_path):
+    convert = import_tool('model_converters/convert_checkpoint.py')
+    _refused(hostile, lambda: convert.convert(hostile.path, str(tmp_path / 'out.pth')))
+    erf = import_tool('analysis_tools/analyze_erf.py')
+    _refused(hostile, lambda: erf.load_backbone_weights(torch.nn.Linear(1, 1),
+                                                        hostile.path))
+    common = import_tool('_common.py')
+    runner = types.SimpleNamespace(model=torch.nn.Linear(1, 1), call_hook=lambda *a, **k: 0)
+    common.load_strictly(runner, 'config.py')
+    _refused(hostile, lambda: runner.load_checkpoint(hostile.path))
+    assert not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('content, message', [
+    (b'', r'is empty \(0 bytes\)'),
+    (b'<html>404</html>', "is not a torch checkpoint.*starts with b'<htm'"),
+    (b'PK\x03\x04' + b'\0' * 64, r'is corrupt or truncated \(68 bytes; '),
+])
+def test_bad_files_are_one_line(tmp_path, content, message):
+    path = tmp_path / 'bad.pth'
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint_file(str(path))
+    assert '\n' not in str(info.value) and str(path) in str(info.value)
+    with pytest.raises(CheckpointNotFoundError, match='checkpoint not found: .*none.pth'):
+        load_checkpoint_file(str(tmp_path / 'none.pth'))
+
+
+def _meta_state(arch: str, prefix: str = 'backbone.') -> dict:
+    return {prefix + k: torch.empty(s, device='meta')
+            for k, s in official_shapes(ARCH_ZOO[arch], num_classes=0).items()}
+
+
+def test_mismatch_names_keys_and_the_arch_the_file_looks_like():
+    model = dict(_meta_state('31B'), **{'decode_head.conv_seg.weight': torch.empty(2, 4)})
+    problem = describe_mismatch(model, _meta_state('31L'))
+    assert re.search(r'\d+ missing keys \(decode_head\.conv_seg\.weight\)', problem)
+    assert re.search(r'\d+ shape mismatches, file vs model \(backbone\.', problem)
+    assert problem.endswith('The file looks like RepLKNet-31L; the model is RepLKNet-31B')
+    assert describe_mismatch(_meta_state('31B'), _meta_state('31B')) is None
+    bn = {k: v for k, v in _meta_state('31B').items() if 'num_batches_tracked' not in k}
+    assert describe_mismatch(_meta_state('31B'), bn) is None  # as mmengine loads
+
+
+def test_strict_loading_is_the_default_and_non_strict_turns_it_off(monkeypatch, tmp_path):
+    common = import_tool('_common.py')
+    stub = types.SimpleNamespace(load_checkpoint='mmengine', model=torch.nn.Linear(2, 2),
+                                 call_hook=lambda *a, **k: None, _has_loaded=False,
+                                 logger=types.SimpleNamespace(info=lambda msg: None))
+    monkeypatch.setattr(common.Runner, 'from_cfg', lambda cfg: stub)
+    cfg = common.Config(dict(default_scope='mmseg', launcher='none'))
+    common.build_runner(cfg, strict=False)
+    assert stub.load_checkpoint == 'mmengine'
+    common.build_runner(cfg)
+    wide, same = tmp_path / 'wide.pth', tmp_path / 'same.pth'
+    torch.save({'state_dict': torch.nn.Linear(3, 2).state_dict()}, wide)
+    with pytest.raises(CheckpointError, match=r'1 shape mismatches, file vs model '
+                       r'\(weight \(2, 3\) vs \(2, 2\)\).*--non-strict'):
+        stub.load_checkpoint(str(wide))
+    weights = {'weight': torch.ones(2, 2), 'bias': torch.ones(2)}
+    torch.save({'state_dict': {'module.' + k: v for k, v in weights.items()}}, same)
+    stub.load_checkpoint(str(same))
+    assert stub._has_loaded and torch.equal(stub.model.weight, weights['weight'])
+
+
+@pytest.mark.slow
+def test_test_py_refuses_a_checkpoint_of_another_model(learned_seg, ade20k_root):
+    """tools/test.py used to print an mIoU for any checkpoint (mmengine loads
+    non-strictly); a decode head of other width is now one line before evaluating."""
+    from conftest import loader_options
+    ckpt = str(Path(learned_seg.work_dir) / f'iter_{LEARN_ITERS}.pth')
+    result = run_tool('test.py', LEARN_CONFIG, ckpt, options=dict(
+        loader_options(ade20k_root), **{'model.decode_head.channels': '32'}))
+    assert_clear_error(result, f'checkpoint {ckpt} does not match the model of',
+                       'shape mismatches, file vs model (decode_head.', '--non-strict')
+    assert 'mIoU:' not in result.stdout + result.stderr  # no evaluation
