@@ -18,9 +18,7 @@ _base_ = [
 # What ./_base_/det_runtime.py sets (mmdet's FCOS config already brings the
 # default runtime, so it cannot be a second base).
 default_hooks = dict(
-    checkpoint=dict(
-        interval=1, max_keep_ckpts=3,
-        backend_args=dict(backend='atomic_local')))
+    checkpoint=dict(type='mmreplk.SafeCheckpointHook', interval=1, max_keep_ckpts=3))
 max_epochs = 24
 warmup_iters = 500
 model = dict(

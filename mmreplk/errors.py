@@ -41,3 +41,7 @@ class DistributedError(MMReplkError, RuntimeError):
 class ExportError(MMReplkError, RuntimeError):
     """A model cannot be exported, the exported file disagrees with PyTorch, or the
     optional packages the export needs are missing."""
+
+
+class WorkDirError(MMReplkError, OSError):
+    """The work dir, or a checkpoint in it, cannot be written (read-only, disk full)."""

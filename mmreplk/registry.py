@@ -5,6 +5,7 @@ so any host scope (mmseg, mmdet, mmpretrain) can build ``type='mmreplk.<Name>'``
 imports ``mmreplk.registry`` by itself when it meets that scope, and ``locations`` makes the
 registry import the modules that register into it.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
@@ -21,3 +22,5 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 MODEL_WRAPPERS = Registry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='mmreplk',
     locations=['mmreplk.engine'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmreplk', locations=['mmreplk.engine'])

@@ -26,6 +26,7 @@ import os
 import os.path as osp
 import re
 import sys
+import tempfile
 from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from _dist import (collective_timeout, init_cpu_distributed, lost_rank_error,
@@ -37,7 +38,7 @@ from mmengine.runner import Runner
 
 import mmreplk.engine  # noqa: F401  the switch: safe checkpoint loading for every tool
 from mmreplk.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
-                            DataNotFoundError, MMReplkError)
+                            DataNotFoundError, MMReplkError, WorkDirError)
 from mmreplk.models.arch import ARCH_ZOO
 from mmreplk.models.weights import describe_mismatch
 from mmreplk.utils import check_checkpoint_file, load_checkpoint_file
@@ -277,6 +278,24 @@ def check_data(cfg: Config, splits: Tuple[str, ...]) -> None:
                 f'{split}_evaluator.ann_file not found: {ann}. To get it, '
                 f'{_DATA_HINTS["CocoDataset"]}; or set it with --cfg-options '
                 f'{split}_evaluator.ann_file=PATH.')
+
+
+def check_work_dir(work_dir: str) -> None:
+    """Raise :class:`WorkDirError` if logs and checkpoints cannot be written to
+    ``work_dir`` (created if missing): a read-only file system, no permission, no
+    space for even a small file. Checked by writing and removing a probe file."""
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix='.write_probe.', dir=work_dir)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(b'\0' * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as e:
+        raise WorkDirError(f'work dir {work_dir} is not writable ({e.strerror or e}): '
+                           'logs and checkpoints could not be saved; pick another with '
+                           '--work-dir') from None
 
 
 def _is_local(path: Optional[str]) -> bool:

@@ -16,7 +16,7 @@ import os.path as osp
 
 import torch
 from _common import (build_runner, check_backbone_args, check_checkpoint,
-                     check_data, check_pretrained, load_run_config,
+                     check_data, check_pretrained, check_work_dir, load_run_config,
                      parse_runner_args, run, splits_of)
 from mmengine.logging import print_log
 
@@ -80,7 +80,11 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    elif cfg.get('resume') and not cfg.get('load_from'):
+        # resume=True in the config: mmengine would trust last_checkpoint
+        cfg.load_from = latest_checkpoint(cfg.work_dir)
 
+    check_work_dir(cfg.work_dir)
     check_backbone_args(cfg)
     check_data(cfg, splits_of(cfg, ['train', 'val']))
     check_pretrained(cfg)

@@ -1,7 +1,8 @@
 # What every RepLKNet config shares: the plugin imports and the 31B backbone.
 # `mmreplk` registers the backbone; `mmreplk.engine` registers the
-# 'atomic_local' checkpoint backend and the layer-decay optimizer constructor
-# and lets torch.load(weights_only=True) read mmengine runner checkpoints.
+# checkpoint hook, the 'atomic_local' checkpoint backend and the layer-decay
+# optimizer constructor, and makes every checkpoint load safely
+# (torch.load(weights_only=True), mmengine runner checkpoints included).
 # `replknet_31b` is a plain variable, not a model: mmengine lets only one base
 # of a config define `model` (mmseg's / mmdet's model base does), so the model
 # bases build `model.backbone` from it. Change a config's backbone through

@@ -9,7 +9,8 @@
 # it at step n: with the +1 the lr equals the official formula at every
 # iteration. Each config sets max_iters, warmup_iters, the batch and
 # auto_scale_lr; docs/configs.md lists the official values.
-# Checkpoints are written atomically (mmreplk's 'atomic_local' file backend).
+# Checkpoints are written atomically and rotated so that no kill can leave none
+# (mmreplk's SafeCheckpointHook).
 _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py'
@@ -44,6 +45,4 @@ param_scheduler = [
 train_cfg = dict(max_iters=max_iters, val_interval=16000)
 default_hooks = dict(
     checkpoint=dict(
-        interval=16000,
-        max_keep_ckpts=3,
-        backend_args=dict(backend='atomic_local')))
+        type='mmreplk.SafeCheckpointHook', interval=16000, max_keep_ckpts=3))

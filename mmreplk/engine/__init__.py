@@ -9,7 +9,8 @@ Importing this package is the switch that turns them on for the whole process (i
   (:func:`allow_runner_checkpoints`), and makes every checkpoint mmengine reads (runner
   ``load_from`` and resume, ``load_checkpoint``, ``Pretrained`` init) go through
   :func:`mmreplk.utils.load_checkpoint_file` (:func:`register_safe_loader`);
-* registers ``LayerDecayOptimizerConstructor`` and ``CPUDistributedDataParallel`` (the
+* registers ``SafeCheckpointHook`` (checkpoint rotation that no kill can empty),
+  ``LayerDecayOptimizerConstructor`` and ``CPUDistributedDataParallel`` (the
   model wrapper of distributed runs on CPU processes: SyncBN turned into BN) in the
   ``mmreplk`` registries;
 * lets mmengine's ``Config`` read ``mmreplk::NAME`` config paths
@@ -23,6 +24,7 @@ from mmreplk.config_scope import register_config_scope
 
 from .checkpoint import (AtomicLocalBackend, allow_runner_checkpoints,
                          latest_checkpoint, register_atomic_backend)
+from .hooks import SafeCheckpointHook
 from .loading import register_safe_loader
 from .optimizers import LayerDecayOptimizerConstructor
 from .wrappers import CPUDistributedDataParallel
@@ -35,5 +37,5 @@ register_config_scope()
 __all__ = [
     'AtomicLocalBackend', 'allow_runner_checkpoints', 'latest_checkpoint',
     'register_atomic_backend', 'register_safe_loader', 'LayerDecayOptimizerConstructor',
-    'CPUDistributedDataParallel'
+    'CPUDistributedDataParallel', 'SafeCheckpointHook'
 ]

@@ -18,6 +18,7 @@ Nothing here runs at import: ``mmreplk.engine`` calls both registrations.
 import os
 import os.path as osp
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -81,23 +82,35 @@ def allow_runner_checkpoints() -> None:
         torch.serialization.add_safe_globals(missing)
 
 
-def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint an interrupted run in ``work_dir`` resumes from.
+def _complete(path: str) -> bool:
+    """Whether ``path`` is a whole torch zip checkpoint (its central directory, written
+    last, is there)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
-    mmengine's ``last_checkpoint`` file names it; if that file is missing,
-    empty or names a file that is gone (the run died while saving), the newest
-    ``iter_*.pth`` / ``epoch_*.pth`` (all written atomically) is used.
-    Returns None when ``work_dir`` holds no checkpoint.
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint of a run in ``work_dir``, the one an interrupted
+    run resumes from: the highest ``iter_N.pth`` / ``epoch_N.pth`` whose file is whole,
+    in ``work_dir`` and in the folder mmengine's ``last_checkpoint`` pointer names (an
+    ``out_dir``). The pointer itself is not trusted: a run killed while saving leaves it
+    naming an older file (or one already removed). None when there is no checkpoint.
     """
+    folders = {work_dir}
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
         with open(pointer) as f:
-            last = f.read().strip()
-        if last and osp.isfile(last):
-            return last
+            named = f.read().strip()
+        if named and '://' not in named:
+            folders.add(osp.dirname(named) or work_dir)
     found = []
-    for name in os.listdir(work_dir) if osp.isdir(work_dir) else []:
-        m = re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', name)
-        if m:
-            found.append((int(m.group(1)), osp.join(work_dir, name)))
-    return max(found)[1] if found else None
+    for folder in folders:
+        for name in os.listdir(folder) if osp.isdir(folder) else []:
+            m = re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', name)
+            path = osp.join(folder, name)
+            if m and _complete(path):
+                found.append((int(m.group(1)), osp.getmtime(path), path))
+    return max(found)[2] if found else None

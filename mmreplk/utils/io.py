@@ -13,26 +13,43 @@ import torch
 
 from mmreplk.errors import CheckpointError, CheckpointNotFoundError
 
+TMP_SUFFIX = '.tmp'
+
 
 def atomic_write(data: bytes, path: str) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
-
-    A crash mid-write leaves any earlier file at ``path`` intact.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
+    """Write ``data`` to a temporary file beside ``path`` (``.NAME.XXXX.tmp``), flush it
+    to disk, rename it into place and flush the folder, so that ``path`` is either the
+    old file or the whole new one, whenever the process dies. The file gets the mode
+    ``open()`` and ``torch.save`` give (0666 less the umask). A failed write (a full
+    disk) removes the temporary file and leaves ``path`` as it was."""
+    folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp',
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=TMP_SUFFIX,
                                dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if osp.exists(tmp):
             os.remove(tmp)
         raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def is_atomic_temporary(name: str) -> bool:
+    """Whether ``name`` is the temporary file of an :func:`atomic_write` (of a write
+    that never finished, once no write is running)."""
+    return bool(re.fullmatch(r'\..+\.[A-Za-z0-9_]{8}' + re.escape(TMP_SUFFIX), name))
 
 
 def atomic_save(obj: Any, path: str) -> None:
