@@ -24,6 +24,10 @@ class DataNotFoundError(MMReplkError, FileNotFoundError):
     """A data set, an annotation file or an image folder is missing or empty."""
 
 
+class DataError(MMReplkError, ValueError):
+    """A data set's files are broken: unpaired, unreadable, labels beyond the classes."""
+
+
 class CheckpointError(MMReplkError, ValueError):
     """A checkpoint file is corrupt, truncated, unsafe to load or does not match the
     model."""

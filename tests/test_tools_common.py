@@ -85,12 +85,6 @@ def test_check_pretrained_dict_and_list(tmp_path):
     common.check_pretrained(cfg)  # URLs are mmengine's to fetch
 
 
-def test_check_backbone_args():
-    cfg = common.load_config(ADE, {'model.backbone.kernel_szie': 31})
-    with pytest.raises(ConfigError, match='kernel_szie.*Accepted arguments: arch'):
-        common.check_backbone_args(cfg)
-
-
 def test_parse_arch():
     assert common.parse_arch('31b') == '31B'
     assert common.parse_arch('{"layers": [1]}') == {'layers': [1]}

@@ -20,7 +20,6 @@ checkpoint, bad argument) becomes one line ``error: <message>`` on stderr and ex
 that rank, see ``_dist``).
 """
 import argparse
-import inspect
 import json
 import os
 import os.path as osp
@@ -31,14 +30,16 @@ from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from _dist import (collective_timeout, init_cpu_distributed, lost_rank_error,
                    watch_ranks)
+from _validate import (check_cfg_options, check_config_keys, fit_schedule,
+                       training_length)
 from mmengine.config import Config, DictAction
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
 
 import mmreplk.engine  # noqa: F401  the switch: safe checkpoint loading for every tool
 from mmreplk.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
                             DataNotFoundError, MMReplkError, WorkDirError)
+from mmreplk.config_scope import PREFIX
 from mmreplk.models.arch import ARCH_ZOO
 from mmreplk.models.weights import describe_mismatch
 from mmreplk.utils import check_checkpoint_file, load_checkpoint_file
@@ -50,30 +51,54 @@ HOSTS = ('mmseg', 'mmdet')
 def run(main: Callable[[], object]) -> None:
     """Run ``main()`` under the tools' exit convention (see the module docstring). In a
     distributed run, an error that other ranks caused by stopping is reported as
-    theirs (``_dist.lost_rank_error``)."""
+    theirs (``_dist.lost_rank_error``). ``--debug`` keeps every traceback."""
     try:
         main()
     except Exception as e:
         error = e if isinstance(e, MMReplkError) else lost_rank_error(e)
-        if error is None:
+        if error is None or '--debug' in sys.argv[1:]:
             raise
         print(f'error: {error}', file=sys.stderr)
         sys.exit(1)
 
 
 # --------------------------------------------------------------------------- arguments
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction``, with a usage error naming the option that does not
+    parse (instead of an AssertionError or ValueError traceback)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for value in values:
+            try:
+                super().__call__(parser, argparse.Namespace(), [value], option_string)
+            except (AssertionError, ValueError, IndexError) as e:
+                parser.error(f'{option_string} {value!r} does not parse: expected '
+                             f'KEY=VALUE (VALUE a number, string, list [a,b] or tuple '
+                             f'(a,b)); {e}')
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
-    """``--cfg-options key=value ...``, as in mmseg's and mmdet's tools."""
+    """``--cfg-options key=value ...``, as in mmseg's and mmdet's tools, and
+    ``--debug``."""
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, key=value (e.g. '
-        'model.backbone.drop_path_rate=0.3 train_dataloader.batch_size=4)')
+        'model.backbone.drop_path_rate=0.3 train_dataloader.batch_size=4). Changing '
+        'train_cfg.max_iters / max_epochs alone rescales the lr schedule to it')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of every error, also of the one-line '
+                        'ones about a config, data set or checkpoint')
 
 
 def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     """Add what train.py and test.py share (``--cfg-options``, ``--non-strict``,
     ``--launcher``, ``--local-rank``), parse, and export ``LOCAL_RANK`` as mmengine expects."""
     add_cfg_options(parser)
+    parser.add_argument(
+        '--no-data-check', action='store_true',
+        help='skip the quick data check (file pairing and counts, a sample of images and '
+        'labels decoded); tools/analysis_tools/check_dataset.py --full checks everything')
     parser.add_argument(
         '--non-strict', action='store_true',
         help='load a checkpoint that does not match the model (missing, unexpected or '
@@ -113,12 +138,20 @@ def add_model_args(parser: argparse.ArgumentParser, arch_help: str,
 
 # --------------------------------------------------------------------------- configs
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Load ``path`` (its ``custom_imports`` are imported) and merge ``--cfg-options``."""
-    if not osp.isfile(path):
+    """Load ``path`` (a file, or ``mmreplk::NAME``; its ``custom_imports`` are imported)
+    and merge ``--cfg-options``: options that cannot take effect are warned about, a
+    new training length rescales the schedule, and the model's keys and types are
+    checked (``_validate``)."""
+    if not path.startswith(PREFIX) and not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
+    length = training_length(cfg)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+        check_cfg_options(cfg, cfg_options)
+    fit_schedule(cfg, length, cfg_options)
+    if cfg.get('model') is not None and cfg.get('default_scope'):
+        check_config_keys(cfg, sections=('model', ))
     return cfg
 
 
@@ -129,6 +162,7 @@ def load_run_config(path: str, cfg_options: Optional[dict], work_dir: Optional[s
     config's ``work_dir``, ``./work_dirs/<config name>`` (as mmseg and mmdet do)."""
     cfg = load_config(path, cfg_options)
     host_scope(cfg)
+    check_config_keys(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -210,8 +244,7 @@ def load_strictly(runner: Runner, config: str) -> None:
 
 # --------------------------------------------------------------------------- checks
 # Run by train.py / test.py before the runner is built, so that a missing data set or
-# checkpoint, or a misspelt backbone argument, is reported in one line that says what
-# to do.
+# checkpoint is reported in one line that says what to do (config keys: _validate).
 _DATA_HINTS = {
     'ADE20KDataset':
     'download ADEChallengeData2016.zip from http://data.csail.mit.edu/places/'
@@ -329,23 +362,3 @@ def check_pretrained(cfg: Config) -> None:
                 'it with `python tools/model_converters/convert_checkpoint.py SRC '
                 f'{path}`, or train from scratch with --cfg-options '
                 'model.backbone.init_cfg=None.')
-
-
-def check_backbone_args(cfg: Config) -> None:
-    """Raise :class:`ConfigError` if ``model.backbone`` has an argument its class
-    lacks."""
-    backbone = dict(cfg.model.get('backbone') or {})
-    type_name = backbone.pop('type', None)
-    if not isinstance(type_name, str):
-        return
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        cls = MODELS.get(type_name)
-    if cls is None:
-        raise ConfigError(f'model.backbone: unknown type {type_name!r} (is '
-                          "custom_imports=dict(imports=['mmreplk']) set?)")
-    try:
-        inspect.signature(cls).bind(**backbone)
-    except TypeError as e:
-        params = ', '.join(p for p in inspect.signature(cls).parameters)
-        raise ConfigError(f'model.backbone ({type_name}): {e}. Accepted '
-                          f'arguments: {params}.') from None

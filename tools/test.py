@@ -13,10 +13,12 @@ non-strictly and evaluate whatever loaded); ``--non-strict`` restores their beha
 import argparse
 import copy
 
-from _common import (build_runner, check_backbone_args, check_checkpoint,
+from _common import (build_runner, check_checkpoint,
                      check_data, host_scope, load_run_config,
                      parse_runner_args, run)
+from _datacheck import check_data_sets
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 
 import mmreplk.engine  # noqa: F401  switches the engine on (safe runner ckpts)
 from mmreplk.errors import ConfigError
@@ -108,8 +110,9 @@ def main() -> None:
                           args.launcher)
     scope = host_scope(cfg)
     check_checkpoint(args.checkpoint, 'checkpoint')
-    check_backbone_args(cfg)
     check_data(cfg, ('test', ))
+    if not args.no_data_check:
+        print_log(check_data_sets(cfg, ('test', )), logger='current')
     cfg.load_from = args.checkpoint
     # Testing restores every weight from the checkpoint: skip the ImageNet
     # initialization (and its download).

@@ -15,9 +15,10 @@ import argparse
 import os.path as osp
 
 import torch
-from _common import (build_runner, check_backbone_args, check_checkpoint,
+from _common import (build_runner, check_checkpoint,
                      check_data, check_pretrained, check_work_dir, load_run_config,
                      parse_runner_args, run, splits_of)
+from _datacheck import check_data_sets
 from mmengine.logging import print_log
 
 from mmreplk.engine import latest_checkpoint  # switches the engine on
@@ -85,8 +86,10 @@ def main() -> None:
         cfg.load_from = latest_checkpoint(cfg.work_dir)
 
     check_work_dir(cfg.work_dir)
-    check_backbone_args(cfg)
     check_data(cfg, splits_of(cfg, ['train', 'val']))
+    if not args.no_data_check:
+        print_log(check_data_sets(cfg, splits_of(cfg, ['train', 'val'])),
+                  logger='current')
     check_pretrained(cfg)
     check_checkpoint(cfg.get('load_from'),
                      'checkpoint to resume from' if cfg.get('resume')

@@ -1,0 +1,47 @@
+"""Check the data sets of a config before training on them.
+
+Examples::
+
+    python tools/analysis_tools/check_dataset.py configs/upernet_replk31b_ade20k.py
+    python tools/analysis_tools/check_dataset.py configs/cascade_mask_rcnn_replk31b_coco.py --split val --full
+
+Segmentation: images and label maps pair up, decode, agree in size, and hold only class
+values or the ignore index; COCO: the annotation file reads, its images exist and agree
+in size, boxes lie inside their image, category ids are known; no split is empty. The
+quick check (the default, what train.py and test.py run) pairs and counts every file and
+decodes a sample; ``--full`` decodes everything, with a progress bar. Problems: one line
+per kind with the count and the first paths, exit status 1.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+
+from _common import add_cfg_options, check_data, load_config, run  # noqa: E402
+from _datacheck import check_data_sets  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help='mmseg / mmdet config file')
+    p.add_argument('--split', nargs='+', default=['train', 'val'],
+                   choices=['train', 'val', 'test'], help='splits to check')
+    p.add_argument('--full', action='store_true',
+                   help='decode every image and label map, not a sample')
+    add_cfg_options(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    check_data(cfg, tuple(args.split))  # the folders exist (with how to get them)
+    summary = check_data_sets(cfg, args.split, full=args.full, progress=args.full)
+    print(summary)
+    return summary
+
+
+if __name__ == '__main__':
+    run(main)
