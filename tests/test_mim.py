@@ -52,6 +52,7 @@ def scratch_python(tmp_path_factory) -> Path:
 USER_CONFIG = '''\
 _base_ = 'mmreplk::demo_upernet_replk-tiny_synthetic.py'
 train_cfg = dict(max_iters=2, val_interval=2)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, end=2)]
 default_hooks = dict(checkpoint=dict(interval=2))
 '''
 
