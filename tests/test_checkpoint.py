@@ -1,7 +1,7 @@
 """Loading official / mmpretrain / downstream / converted weights, and clear failures."""
 import pytest
 import torch
-from conftest import TINY_ARCH, assert_clear_error, run_tool
+from conftest import TINY_ARCH, assert_clear_error, import_tool, run_tool
 from official_format import official_shapes, random_state_dict
 
 from mmreplk.errors import CheckpointError, CheckpointNotFoundError
@@ -105,14 +105,14 @@ def test_init_cfg_list_converts_like_the_dict_form(tmp_path):
 
 @pytest.mark.slow
 def test_convert_tool_round_trip_full_31b(tmp_path):
+    """In-process (the command line: test_convert_tool_one_line_error)."""
     shapes = official_shapes(ARCH_ZOO['31B'])
     sd = random_state_dict(shapes)
     torch.save({'model': sd}, tmp_path / 'RepLKNet-31B_ImageNet-1K_224.pth')
-    result = run_tool(CONVERT, str(tmp_path / 'RepLKNet-31B_ImageNet-1K_224.pth'),
-                      str(tmp_path / 'pretrain/replknet31b.pth'))
-    assert result.returncode == 0, result.stderr
-    assert 'arch 31B' in result.stdout
-    assert f'{len(shapes)} tensors loaded' in result.stdout
+    report = import_tool(CONVERT).convert(
+        str(tmp_path / 'RepLKNet-31B_ImageNet-1K_224.pth'),
+        str(tmp_path / 'pretrain/replknet31b.pth'))
+    assert 'arch 31B' in report and f'{len(shapes)} tensors loaded' in report
     converted = torch.load(tmp_path / 'pretrain/replknet31b.pth', weights_only=True)
     assert converted['state_dict'].keys() == {'backbone.' + k for k in shapes}
     model = RepLKNet(arch='31B', init_cfg=dict(

@@ -13,7 +13,7 @@ from conftest import assert_clear_error, import_tool, loader_options, run_tool
 from mmengine.config import Config
 from PIL import Image
 
-from mmreplk.errors import DataError
+from mmreplk.errors import DataError, DataNotFoundError
 from mmreplk.testing.synthetic import make_ade20k, make_coco
 
 datacheck = import_tool('_datacheck.py')
@@ -134,3 +134,7 @@ def test_check_dataset_tool(ade, capsys):
         os.listdir(os.path.join(ade, 'images', 'validation')))[0]))
     with pytest.raises(DataError, match='val: 1 label maps without an image'):
         tool.main([ADE, '--split', 'val', '--cfg-options', *options])
+    with pytest.raises(DataNotFoundError, match='val data set not found: .*nowhere does '
+                       'not exist. To get it, download ADEChallengeData2016.zip'):
+        tool.main([ADE, '--split', 'val', '--cfg-options',
+                   f'val_dataloader.dataset.data_root={ade}/nowhere'])

@@ -196,13 +196,3 @@ def test_missing_checkpoint(ade20k_root, tmp_path):
                       str(tmp_path / 'missing.pth'),
                       options=loader_options(ade20k_root))
     assert_clear_error(result, 'checkpoint not found', 'missing.pth')
-
-
-def test_missing_data_root(tmp_path):
-    result = run_tool(
-        'train.py', 'configs/upernet_replk31b_ade20k.py', '--work-dir',
-        str(tmp_path), options={
-            'train_dataloader.dataset.data_root': str(tmp_path / 'nowhere')
-        })
-    assert_clear_error(result, 'data set not found', 'nowhere',
-                       'ADEChallengeData2016.zip')

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, loader_options
+from conftest import ROOT, import_tool, loader_options
 from mmengine.config import Config
 
 from mmreplk.errors import ConfigError
@@ -101,6 +101,8 @@ def test_scope_prefix_in_a_checkout(tmp_path):
     for name in ('nope.py', '../setup.py'):
         with pytest.raises(ConfigError, match=f'no config mmreplk::{re.escape(name)}'):
             Config.fromfile(f'mmreplk::{name}')
+    tools_cfg = import_tool('_common.py').load_config('mmreplk::upernet_replk31b_ade20k.py')
+    assert os.path.samefile(tools_cfg.filename, cfg.filename)  # the tools take it too
 
 
 @pytest.mark.slow

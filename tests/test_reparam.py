@@ -1,10 +1,10 @@
 """Structural re-parameterization: exact equivalence, no BN left, deploy round trips."""
 import pytest
 import torch
-from conftest import TINY_ARCH, assert_clear_error, randomize_bn, run_tool
+from conftest import TINY_ARCH, import_tool, randomize_bn, run_tool
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
-from mmreplk.errors import ConfigError
+from mmreplk.errors import CheckpointError, ConfigError
 from mmreplk.models import ARCH_ZOO, RepLKNet, RepLKNetClassifier
 from mmreplk.utils import atomic_save
 
@@ -139,7 +139,9 @@ def test_reparameterize_tool_rejects_mismatched_checkpoint(tmp_path):
         state = MODELS.build(Config.fromfile(str(cfg_file)).model).state_dict()
     state['decode_head.extra.weight'] = torch.zeros(1)
     atomic_save({'state_dict': state}, str(tmp_path / 'bad.pth'))
-    result = run_tool(REPARAMETERIZE, str(cfg_file), str(tmp_path / 'bad.pth'),
-                      str(tmp_path / 'o.pth'))
-    assert_clear_error(result, 'does not match', 'decode_head.extra.weight')
+    tool = import_tool(REPARAMETERIZE)
+    with pytest.raises(CheckpointError, match=r'does not match .*tiny_seg.py: 1 '
+                       r'unexpected keys \(decode_head.extra.weight\)'):
+        tool.reparameterize(tool.load_config(str(cfg_file)), str(tmp_path / 'bad.pth'),
+                            str(tmp_path / 'o.pth'), str(tmp_path / 'o.py'))
     assert not (tmp_path / 'o.pth').exists()
