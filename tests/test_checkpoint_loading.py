@@ -111,6 +111,8 @@ def test_bad_files_are_one_line(tmp_path, content, message):
     assert '\n' not in str(info.value) and str(path) in str(info.value)
     with pytest.raises(CheckpointNotFoundError, match='checkpoint not found: .*none.pth'):
         load_checkpoint_file(str(tmp_path / 'none.pth'))
+    with pytest.raises(CheckpointError, match='is a folder, not a checkpoint file'):
+        load_checkpoint_file(str(tmp_path))
 
 
 def _meta_state(arch: str, prefix: str = 'backbone.') -> dict:

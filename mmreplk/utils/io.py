@@ -66,6 +66,8 @@ _PICKLE_MAGIC = b'\x80'         # the legacy format: a pickle protocol 2+ header
 def check_checkpoint_file(path: str) -> None:
     """Raise the error :func:`load_checkpoint_file` would for a file that is missing,
     empty or not a torch checkpoint at all, without reading more than its header."""
+    if osp.isdir(path):
+        raise CheckpointError(f'{path} is a folder, not a checkpoint file')
     if not osp.isfile(path):
         raise CheckpointNotFoundError(f'checkpoint not found: {path}')
     size = osp.getsize(path)
