@@ -340,7 +340,7 @@ def check_checkpoint(path: Optional[str], what: str) -> None:
     is missing, empty or not a torch file, before anything is built."""
     if not _is_local(path):
         return
-    if not osp.isfile(path):
+    if not osp.exists(path):
         raise CheckpointNotFoundError(f'{what} not found: {path}.')
     try:
         check_checkpoint_file(path)
