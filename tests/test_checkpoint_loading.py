@@ -91,6 +91,12 @@ def test_tools_load_safely(hostile, tmp_path):
     erf = import_tool('analysis_tools/analyze_erf.py')
     _refused(hostile, lambda: erf.load_backbone_weights(torch.nn.Linear(1, 1),
                                                         hostile.path))
+    demo = import_tool('_common.py').load_config(str(ROOT / LEARN_CONFIG))
+    reparameterize = import_tool('model_converters/reparameterize.py')
+    _refused(hostile, lambda: reparameterize.reparameterize(
+        demo, hostile.path, str(tmp_path / 'out.pth'), str(tmp_path / 'out.py')))
+    onnx = import_tool('deployment/pytorch2onnx.py')
+    _refused(hostile, lambda: onnx.load_model(demo, hostile.path))
     common = import_tool('_common.py')
     runner = types.SimpleNamespace(model=torch.nn.Linear(1, 1), call_hook=lambda *a, **k: 0)
     common.load_strictly(runner, 'config.py')

@@ -141,7 +141,7 @@ def test_bad_input_ends_in_one_line(tool, demo_checkpoint, tmp_path, capsys):
     assert_clear_error(missing, 'checkpoint not found', 'none.pth')
     wrong = _call(tool, [DEMO, demo_checkpoint, str(tmp_path / 'x.onnx'), '--cfg-options',
                          'model.decode_head.num_classes=7'], capsys)
-    assert_clear_error(wrong, 'does not match', 'size mismatch')
+    assert_clear_error(wrong, 'does not match', 'shape mismatches, file vs model')
     assert not (tmp_path / 'x.onnx').exists()
 
 
