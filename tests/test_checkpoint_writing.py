@@ -115,6 +115,26 @@ def test_latest_checkpoint_ignores_dangling_and_stale_pointers(tmp_path):
     assert latest_checkpoint(str(tmp_path / 'none')) is None
 
 
+def test_mmengine_auto_resume_goes_by_content(tmp_path):
+    """resume=True without a checkpoint (mmseg's and mmdet's own train.py --resume): the
+    hook picks the newest complete checkpoint, not a dangling pointer."""
+    toy_runner(tmp_path, 2, max_keep=2).train()
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_7.pth'))
+    runner = toy_runner(tmp_path, 3)
+    runner._resume = True  # as resume=True with no load_from
+    resumed = []
+    resume = runner.resume
+    runner.resume = lambda filename, **kw: resumed.append(filename) or resume(filename, **kw)
+    runner.train()
+    assert resumed == [str(tmp_path / 'iter_2.pth')] and runner.iter == 3
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'last_checkpoint').write_text('/nowhere/iter_9.pth')
+    fresh = toy_runner(tmp_path / 'empty', 1)
+    fresh._resume = True
+    fresh.train()  # nothing to resume: trains from the start
+    assert fresh.iter == 1
+
+
 def test_orphans_removed_at_start_and_files_get_the_umask(tmp_path):
     orphan = tmp_path / '.iter_2.pth.k2j4h5g6.tmp'
     orphan.write_bytes(b'x' * 100)

@@ -73,8 +73,8 @@ def main() -> None:
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
-        cfg.resume = True
         cfg.load_from = latest_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
         if cfg.load_from is None:
             print_log(f'--resume: no checkpoint in {cfg.work_dir}, '
                       'training from scratch', logger='current')

@@ -63,6 +63,16 @@ class SafeCheckpointHook(CheckpointHook):
             backend_args = dict(backend='atomic_local')
         super().__init__(*args, backend_args=backend_args, **kwargs)
 
+    def before_run(self, runner) -> None:
+        """An automatic resume (``resume=True``, no checkpoint named: what mmseg's and
+        mmdet's own ``train.py --resume`` set) starts from :func:`latest_checkpoint`
+        instead of mmengine's reading of ``last_checkpoint``, which a killed save can
+        leave stale or dangling; with no checkpoint at all, training starts afresh."""
+        super().before_run(runner)
+        if runner._resume and runner._load_from is None:
+            runner._load_from = latest_checkpoint(runner.work_dir)
+            runner._resume = runner._load_from is not None
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
         if not is_main_process() or '://' in str(self.out_dir):
