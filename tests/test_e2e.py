@@ -8,7 +8,7 @@ import os
 import re
 
 import pytest
-from conftest import TINY_ARCH, assert_clear_error, loader_options, run_tool
+from conftest import TINY_ARCH, loader_options, run_tool
 
 from mmreplk.testing.synthetic import majority_miou
 
@@ -190,9 +190,3 @@ def test_cascade_mask_rcnn(coco_root, tmp_path):
 
 # ---- bad input: one clear line, exit status 1, no traceback (the checks
 # themselves are tested in-process in test_tools_common.py) ----
-
-def test_missing_checkpoint(ade20k_root, tmp_path):
-    result = run_tool('test.py', 'configs/upernet_replk31b_ade20k.py',
-                      str(tmp_path / 'missing.pth'),
-                      options=loader_options(ade20k_root))
-    assert_clear_error(result, 'checkpoint not found', 'missing.pth')

@@ -5,8 +5,8 @@ import argparse
 import pytest
 from conftest import ROOT, import_tool, loader_options
 
-from mmreplk.errors import (CheckpointNotFoundError, ConfigError, DataNotFoundError,
-                            MMReplkError)
+from mmreplk.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
+                            DataNotFoundError, MMReplkError)
 
 common = import_tool('_common.py')
 ADE = str(ROOT / 'configs' / 'upernet_replk31b_ade20k.py')
@@ -91,3 +91,13 @@ def test_parse_arch():
     for bad in ('31X', '{layers'):
         with pytest.raises(argparse.ArgumentTypeError):
             common.parse_arch(bad)
+
+
+def test_check_checkpoint_before_anything_is_built(tmp_path):
+    with pytest.raises(CheckpointNotFoundError,
+                       match=f'checkpoint to resume from not found: {tmp_path}/none.pth'):
+        common.check_checkpoint(str(tmp_path / 'none.pth'), 'checkpoint to resume from')
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    with pytest.raises(CheckpointError, match=r'is empty \(0 bytes\).*\(the checkpoint\)'):
+        common.check_checkpoint(str(tmp_path / 'empty.pth'), 'checkpoint')
+    common.check_checkpoint('https://host/weights.pth', 'checkpoint')  # mmengine fetches

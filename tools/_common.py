@@ -345,7 +345,7 @@ def check_checkpoint(path: Optional[str], what: str) -> None:
     try:
         check_checkpoint_file(path)
     except CheckpointError as e:
-        raise CheckpointError(f'{what}: {e}') from None
+        raise CheckpointError(f'{e} (the {what})') from None
 
 
 def check_pretrained(cfg: Config) -> None:
