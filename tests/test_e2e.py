@@ -1,8 +1,8 @@
 """End to end through the real CLI: tools/train.py then tools/test.py on tiny
 synthetic data sets in the real formats, for every config family (the
 segmentation run must learn: mIoU above the majority-class baseline; the
-others must give finite metrics); bad input. tools/dist_train.sh:
-test_distributed.py."""
+others must give finite metrics). Bad input: test_checkpoint_loading.py,
+test_datacheck.py; tools/dist_train.sh: test_distributed.py."""
 import math
 import os
 import re
