@@ -141,13 +141,11 @@ def load_replknet_state_dict(model: nn.Module, state_dict: StateDict,
             hint = (f' The checkpoint looks like another arch (stem width {width} vs '
                     f'the model\'s {model.channels[0]}, or a different small kernel / '
                     'number of blocks).')
-        raise CheckpointError(
-            'RepLKNet checkpoint does not match the model.'
-            + (f'\n  missing keys ({len(missing)}): {_short(missing)}' if missing else '')
-            + (f'\n  unexpected keys ({len(unexpected)}): {_short(unexpected)}'
-               if unexpected else '')
-            + (f'\n  shape mismatches ({len(wrong)}): {_short(wrong, 3)}'
-               if wrong else '') + hint)
+        parts = [f'{what} ({len(keys)}): {_short(keys, 3)}' for what, keys in (
+            ('missing keys', missing), ('unexpected keys', unexpected),
+            ('shape mismatches', wrong)) if keys]
+        raise CheckpointError('RepLKNet checkpoint does not match the model: '
+                              + '; '.join(parts) + '.' + hint)
     model.load_state_dict(sd, strict=False)
     report.num_tensors = len(sd)
     return report
