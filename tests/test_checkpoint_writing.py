@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import import_tool
 from mmengine.fileio import LocalBackend
+from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
@@ -28,7 +29,9 @@ class Toy(BaseModel):
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         out = (inputs * self.weight).sum()
-        return dict(loss=(out - 1) ** 2) if mode == 'loss' else out
+        if mode == 'loss':
+            return dict(loss=(out - 1) ** 2)
+        return [out] if mode == 'predict' else out
 
 
 class Ones(Dataset):
@@ -100,6 +103,41 @@ def test_a_kill_at_each_step_keeps_a_checkpoint_and_resumes(tmp_path, monkeypatc
     assert resumed.iter == newest + 1
     assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) == [
         f'iter_{newest + 1}.pth']  # max_keep_ckpts=1 once the run goes on
+
+
+class Rising(BaseMetric):
+    """A score that improves at every validation."""
+    calls = 0
+
+    def process(self, data_batch, data_samples):
+        self.results.append(0)
+
+    def compute_metrics(self, results):
+        Rising.calls += 1
+        return dict(score=Rising.calls)
+
+
+def test_a_kill_while_saving_a_new_best_keeps_the_previous_best(tmp_path, monkeypatch):
+    """mmengine removes the previous best checkpoint before writing the new one."""
+    import mmreplk.utils.io as io
+    runner = Runner(
+        model=Toy(), work_dir=str(tmp_path), experiment_name=uuid.uuid4().hex,
+        train_dataloader=dict(dataset=Ones(4), batch_size=1, collate_fn=dict(
+            type='default_collate'), sampler=dict(type='DefaultSampler', shuffle=False)),
+        val_dataloader=dict(dataset=Ones(4), batch_size=4, collate_fn=dict(
+            type='default_collate'), sampler=dict(type='DefaultSampler', shuffle=False)),
+        val_evaluator=dict(type=Rising), val_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=3, val_interval=1),
+        default_hooks=dict(checkpoint=dict(
+            type='mmreplk.SafeCheckpointHook', interval=100, by_epoch=False,
+            save_last=False, save_best='score', rule='greater')))
+    Rising.calls = 0
+    _kill_at(monkeypatch, io.os, 'replace', 3)  # the new best of iteration 3
+    with pytest.raises(Killed):
+        runner.train()
+    assert [n for n in os.listdir(tmp_path) if n.startswith('best')] == [
+        'best_score_iter_2.pth']  # iteration 1's removed once iteration 2's was saved
 
 
 def test_latest_checkpoint_ignores_dangling_and_stale_pointers(tmp_path):

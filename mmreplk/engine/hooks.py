@@ -5,7 +5,8 @@ mmengine 0.10's ``CheckpointHook`` removes the oldest kept checkpoint *before* i
 the new one, and writes the ``last_checkpoint`` pointer in place: a run killed in between
 (with ``max_keep_ckpts=1``) has no checkpoint left and a pointer to a file that is gone.
 This hook keeps every feature of mmengine's (intervals, ``max_keep_ckpts``, ``save_best``,
-``save_last``, ``out_dir``, ...) and changes the order of one save:
+``save_last``, ``out_dir``, ...) and changes the order of one save (and of a new best
+checkpoint: saved before the previous best is removed):
 
 1. write the new checkpoint to a temporary file, flush it, rename it into place and
    flush the folder (the ``atomic_local`` file backend, the default here for local
@@ -127,6 +128,23 @@ class SafeCheckpointHook(CheckpointHook):
                 self.file_backend.remove(path)
             elif self.file_backend.isdir(path):  # deepspeed saves folders
                 self.file_backend.rmtree(path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's, except that the previous best checkpoint is removed only after
+        the new one is saved (mmengine removes it first)."""
+        backend, retired = self.file_backend, []
+        backend.remove = backend.rmtree = retired.append  # deferred, see below
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        except OSError as e:
+            raise self._write_error(str(self.best_ckpt_path or self.out_dir), e) from None
+        finally:
+            del backend.remove, backend.rmtree
+        for path in retired:
+            if backend.isfile(path):
+                backend.remove(path)
+            elif backend.isdir(path):
+                backend.rmtree(path)
 
     def _write_error(self, path: str, error: OSError) -> WorkDirError:
         folder = osp.dirname(str(path))
