@@ -84,6 +84,20 @@ def test_validation_labels_beyond_the_classes_are_counted(ade):
                            'index 255): ') and line.endswith('([179])')
 
 
+def test_a_class_subset_maps_the_other_classes_to_ignore(ade):
+    """The demo config trains 5 of ADE20K's classes: labels of the other 145 are
+    ignored by mmseg, values beyond all 150 are still errors."""
+    ann = os.path.join(ade, 'annotations', 'validation')
+    first, second = sorted(os.listdir(ann))
+    for name, value in ((first, 100), (second, 200)):
+        values = np.array(Image.open(os.path.join(ann, name)))
+        values[:2, :2] = value
+        Image.fromarray(values).save(os.path.join(ann, name))
+    line, = _problems(_cfg('configs/demo_upernet_replk-tiny_synthetic.py', ade), ('val', ))
+    assert line.startswith('val: 1 label maps with values beyond the 5 classes') and \
+        second in line and line.endswith('([199])')
+
+
 def test_an_empty_split_and_the_quick_sample(ade, monkeypatch):
     for name in os.listdir(os.path.join(ade, 'images', 'validation')):
         os.remove(os.path.join(ade, 'images', 'validation', name))

@@ -4,7 +4,7 @@ evaluation drops), found before the runner starts. Tool logic (see ``_common``).
 
 Segmentation (mmseg datasets): every image has its label map and every label map its
 image; images and labels decode; label values are classes or the ignore index (after
-``reduce_zero_label``); image and label sizes agree; the split is not empty. COCO
+``reduce_zero_label`` and a class subset's label map); image and label sizes agree; the split is not empty. COCO
 (mmdet): the annotation file is JSON; every listed image exists; boxes lie inside their
 image; category ids are known.
 
@@ -110,8 +110,9 @@ def _seg_problems(dataset: dict, scope: str, full: bool, show: bool
                 f'{info["seg_map_path"]} {label.size[0]}x{label.size[1]} vs image '
                 f'{image.size[0]}x{image.size[1]}')
         values = np.unique(np.asarray(label))
-        if built.reduce_zero_label:
+        if built.reduce_zero_label:  # then the class subset's label map, as mmseg loads
             values = np.where(values == 0, ignore, values - 1)
+        values = [(built.label_map or {}).get(int(v), int(v)) for v in values]
         bad = sorted(int(v) for v in values if v != ignore and not 0 <= v < classes)
         if bad:
             problems[f'label maps with values beyond the {classes} classes (ignore index '
