@@ -30,7 +30,7 @@ from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from _dist import (collective_timeout, init_cpu_distributed, lost_rank_error,
                    watch_ranks)
-from _validate import (check_cfg_options, check_config_keys, fit_schedule,
+from _validate import (SECTIONS, check_cfg_options, check_config_keys, fit_schedule,
                        training_length)
 from mmengine.config import Config, DictAction
 from mmengine.model import BaseTTAModel, is_model_wrapper
@@ -41,7 +41,7 @@ from mmreplk.errors import (CheckpointError, CheckpointNotFoundError, ConfigErro
                             DataNotFoundError, MMReplkError, WorkDirError)
 from mmreplk.config_scope import PREFIX
 from mmreplk.models.arch import ARCH_ZOO
-from mmreplk.models.weights import describe_mismatch
+from mmreplk.models.weights import load_matching
 from mmreplk.utils import check_checkpoint_file, load_checkpoint_file
 
 HOSTS = ('mmseg', 'mmdet')
@@ -137,11 +137,12 @@ def add_model_args(parser: argparse.ArgumentParser, arch_help: str,
 
 
 # --------------------------------------------------------------------------- configs
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                checked: Sequence[str] = ('model', )) -> Config:
     """Load ``path`` (a file, or ``mmreplk::NAME``; its ``custom_imports`` are imported)
     and merge ``--cfg-options``: options that cannot take effect are warned about, a
-    new training length rescales the schedule, and the model's keys and types are
-    checked (``_validate``)."""
+    new training length rescales the schedule, and the keys and types of the ``checked``
+    sections are checked (``_validate``)."""
     if not path.startswith(PREFIX) and not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
@@ -151,7 +152,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         check_cfg_options(cfg, cfg_options)
     fit_schedule(cfg, length, cfg_options)
     if cfg.get('model') is not None and cfg.get('default_scope'):
-        check_config_keys(cfg, sections=('model', ))
+        check_config_keys(cfg, sections=checked)
     return cfg
 
 
@@ -160,9 +161,8 @@ def load_run_config(path: str, cfg_options: Optional[dict], work_dir: Optional[s
     """:func:`load_config` for a runner (train.py, test.py): an mmseg or mmdet config,
     its launcher and work dir set. The work dir is, in order: ``--work-dir``, the
     config's ``work_dir``, ``./work_dirs/<config name>`` (as mmseg and mmdet do)."""
-    cfg = load_config(path, cfg_options)
+    cfg = load_config(path, cfg_options, checked=SECTIONS)
     host_scope(cfg)
-    check_config_keys(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -230,11 +230,8 @@ def load_strictly(runner: Runner, config: str) -> None:
         state = checkpoint.get('state_dict', checkpoint)
         for pattern, replacement in revise_keys:
             state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
-        problem = describe_mismatch(model.state_dict(), state)
-        if problem:
-            raise CheckpointError(f'checkpoint {filename} does not match the model of '
-                                  f'{config}: {problem} (--non-strict loads what matches)')
-        model.load_state_dict(state)
+        load_matching(model, state, f'checkpoint {filename} does not match the model of '
+                      f'{config}', hint=' (--non-strict loads what matches)')
         runner._has_loaded = True
         runner.logger.info(f'Load checkpoint from {filename} (strict)')
         return checkpoint
@@ -263,7 +260,9 @@ _DATA_HINTS = {
 }
 
 
-def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
+def dataset_cfgs(cfg: Config) -> Iterator[Tuple[str, dict]]:
+    """``(split, dataset config)`` of each dataloader, wrappers (RepeatDataset, ...)
+    unwrapped."""
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
@@ -288,7 +287,7 @@ def check_data(cfg: Config, splits: Tuple[str, ...]) -> None:
         cfg: the full config.
         splits: the dataloaders the run will use, e.g. ``('train', 'val')``.
     """
-    for split, dataset in _datasets(cfg):
+    for split, dataset in dataset_cfgs(cfg):
         if split not in splits:
             continue
         root = dataset.get('data_root')

@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+from _common import dataset_cfgs
 from mmengine.config import Config
 from mmengine.utils import ProgressBar
 from PIL import Image
@@ -29,16 +30,6 @@ from mmreplk.errors import DataError
 
 Problems = Dict[str, List[str]]
 SAMPLE = 20  # files decoded per split by the quick check
-
-
-def _dataset_cfg(cfg: Config, split: str) -> Optional[dict]:
-    loader = cfg.get(f'{split}_dataloader')
-    if not loader:
-        return None
-    dataset = loader['dataset']
-    while 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset
-        dataset = dataset['dataset']
-    return dataset
 
 
 def _sample(items: Sequence, full: bool) -> Sequence:
@@ -173,9 +164,8 @@ def check_data_sets(cfg: Config, splits: Sequence[str], full: bool = False,
     were decoded, seconds)."""
     start, lines, summary = time.time(), [], []
     scope = cfg.get('default_scope')
-    for split in splits:
-        dataset = _dataset_cfg(cfg, split)
-        if dataset is None:
+    for split, dataset in dataset_cfgs(cfg):
+        if split not in splits:
             continue
         if 'Coco' in str(dataset.get('type')):
             problems, files, decoded = _coco_problems(dataset, full, progress)

@@ -70,6 +70,8 @@ _SECTIONS = {
 }
 # Parts built without a registry (mmcv.ops classes looked up by name).
 _UNREGISTERED = {'roi_layer'}
+#: Every section the runner builds.
+SECTIONS = tuple(_SECTIONS)
 # Keys a builder consumes before the class sees the rest.
 _BUILDER_KEYS = {
     'type', 'init_cfg', '_scope_', 'constructor', 'paramwise_cfg', 'priority',
@@ -155,7 +157,7 @@ def _walk(node: Any, path: str, registries: Sequence[Registry]) -> None:
             _walk(item, f'{path}.{i}', registries)
 
 
-def check_config_keys(cfg: Config, sections: Sequence[str] = tuple(_SECTIONS)) -> None:
+def check_config_keys(cfg: Config, sections: Sequence[str] = SECTIONS) -> None:
     """Raise :class:`ConfigError` at the first key or type of ``sections`` (default: all
     that the runner builds) that would be rejected."""
     scope = cfg.get('default_scope')
@@ -269,5 +271,5 @@ def fit_schedule(cfg: Config, before: Optional[int], cfg_options: Optional[dict]
                 f'train_cfg.max_{unit} and mmreplk rescales the schedule')
 
 
-__all__ = ['accepted_arguments', 'check_cfg_options', 'check_config_keys', 'fit_schedule',
+__all__ = ['SECTIONS', 'accepted_arguments', 'check_cfg_options', 'check_config_keys', 'fit_schedule',
            'training_length']

@@ -14,7 +14,7 @@ Formats recognised (docs/design.md, "Checkpoint formats"):
 :func:`load_replknet_state_dict` loads that strictly into a backbone or classifier.
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -127,13 +127,9 @@ def load_replknet_state_dict(model: nn.Module, state_dict: StateDict,
         for k in [k for k in sd if k.startswith(CLASSIFIER_PREFIXES)]:
             report.dropped.append(k)
             del sd[k]
-    missing = sorted(set(own) - set(sd))
     if not _is_deploy(model):
-        report.fresh = [k for k in missing if STAGE_NORM.match(k)]
-        missing = [k for k in missing if not STAGE_NORM.match(k)]
-    unexpected = sorted(set(sd) - set(own))
-    wrong = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
-             for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
+        report.fresh = sorted(k for k in set(own) - set(sd) if STAGE_NORM.match(k))
+    missing, unexpected, wrong = _differences(own, sd, optional=report.fresh)
     if missing or unexpected or wrong:
         hint = ''
         if wrong or (missing and unexpected):
@@ -141,11 +137,8 @@ def load_replknet_state_dict(model: nn.Module, state_dict: StateDict,
             hint = (f' The checkpoint looks like another arch (stem width {width} vs '
                     f'the model\'s {model.channels[0]}, or a different small kernel / '
                     'number of blocks).')
-        parts = [f'{what} ({len(keys)}): {_short(keys, 3)}' for what, keys in (
-            ('missing keys', missing), ('unexpected keys', unexpected),
-            ('shape mismatches', wrong)) if keys]
         raise CheckpointError('RepLKNet checkpoint does not match the model: '
-                              + '; '.join(parts) + '.' + hint)
+                              + _mismatch_text(missing, unexpected, wrong) + '.' + hint)
     model.load_state_dict(sd, strict=False)
     report.num_tensors = len(sd)
     return report
@@ -183,25 +176,46 @@ def _looks_like(state_dict: StateDict, prefix: str) -> Optional[str]:
     return f'RepLKNet-{name}' if name else f'a RepLKNet with channels {arch["channels"]}'
 
 
+def _differences(own: StateDict, state_dict: StateDict, optional: Sequence[str] = ()
+                 ) -> Tuple[List[str], List[str], List[str]]:
+    """The keys of ``own`` that ``state_dict`` lacks (less ``optional`` ones and BatchNorm's
+    ``num_batches_tracked``, as mmengine loads), the keys it has in excess, and those of
+    another shape (``'key (file shape) vs (model shape)'``)."""
+    missing = sorted(k for k in set(own) - set(state_dict)
+                     if k not in optional and not k.endswith('num_batches_tracked'))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = [f'{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}'
+             for k in sorted(set(state_dict) & set(own))
+             if getattr(state_dict[k], 'shape', None) != own[k].shape]
+    return missing, unexpected, wrong
+
+
+def _mismatch_text(missing: List[str], unexpected: List[str], wrong: List[str]) -> str:
+    return '; '.join(f'{len(v)} {what} ({_short(v, 3)})' for what, v in (
+        ('missing keys', missing), ('unexpected keys', unexpected),
+        ('shape mismatches, file vs model', wrong)) if v)
+
+
 def describe_mismatch(model_state: StateDict, state_dict: StateDict) -> Optional[str]:
     """What keeps ``state_dict`` from loading strictly into a model whose state dict is
     ``model_state`` (missing, unexpected and mis-shaped keys, first few of each, and the
-    RepLKNet arch each side looks like); None if it loads. BatchNorm's
-    ``num_batches_tracked`` may be missing, as in mmengine's loading."""
-    missing = sorted(k for k in set(model_state) - set(state_dict)
-                     if not k.endswith('num_batches_tracked'))
-    unexpected = sorted(set(state_dict) - set(model_state))
-    wrong = [f'{k} {tuple(state_dict[k].shape)} vs {tuple(model_state[k].shape)}'
-             for k in sorted(set(state_dict) & set(model_state))
-             if getattr(state_dict[k], 'shape', None) != model_state[k].shape]
-    if not (missing or unexpected or wrong):
+    RepLKNet arch each side looks like); None if it loads."""
+    differences = _differences(model_state, state_dict)
+    if not any(differences):
         return None
-    parts = [f'{len(v)} {what} ({_short(v, 3)})' for what, v in (
-        ('missing keys', missing), ('unexpected keys', unexpected),
-        ('shape mismatches, file vs model', wrong)) if v]
-    text = '; '.join(parts)
+    text = _mismatch_text(*differences)
     for prefix in ('backbone.', ''):
         theirs, ours = _looks_like(state_dict, prefix), _looks_like(model_state, prefix)
         if theirs and ours and theirs != ours:
             return f'{text}. The file looks like {theirs}; the model is {ours}'
     return text
+
+
+def load_matching(model: nn.Module, state_dict: StateDict, what: str,
+                  hint: str = '') -> None:
+    """Load ``state_dict`` into ``model`` if it matches (:func:`describe_mismatch`), else
+    raise one :class:`CheckpointError`: ``'{what}: {mismatch}{hint}'``."""
+    problem = describe_mismatch(model.state_dict(), state_dict)
+    if problem:
+        raise CheckpointError(f'{what}: {problem}{hint}')
+    model.load_state_dict(state_dict, strict=False)  # checked: only num_batches_tracked

@@ -41,7 +41,7 @@ from mmreplk.deploy.onnx_export import (check_shapes,  # noqa: E402
                                         compare_with_onnxruntime, export_onnx,
                                         latency_ms, require, simplify_onnx)
 from mmreplk.errors import CheckpointError, ConfigError  # noqa: E402
-from mmreplk.models import describe_mismatch  # noqa: E402
+from mmreplk.models import load_matching  # noqa: E402
 from mmreplk.utils import load_checkpoint_file  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -78,10 +78,7 @@ def load_model(cfg, checkpoint: str):
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f'{checkpoint} holds no state dict')
-    problem = describe_mismatch(model.state_dict(), state)
-    if problem:
-        raise CheckpointError(f'{checkpoint} does not match {cfg.filename}: {problem}')
-    model.load_state_dict(state, strict=False)  # checked: only num_batches_tracked
+    load_matching(model, state, f'{checkpoint} does not match {cfg.filename}')
     return model.eval(), task
 
 

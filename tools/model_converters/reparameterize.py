@@ -15,8 +15,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 from _common import add_cfg_options, host_scope, load_config, run  # noqa: E402
 from mmengine.registry import MODELS, DefaultScope  # noqa: E402
 
-from mmreplk.errors import CheckpointError, ConfigError  # noqa: E402
-from mmreplk.models import describe_mismatch  # noqa: E402
+from mmreplk.errors import ConfigError  # noqa: E402
+from mmreplk.models import load_matching  # noqa: E402
 from mmreplk.utils import atomic_save, load_checkpoint_file  # noqa: E402
 
 
@@ -39,11 +39,8 @@ def reparameterize(cfg, checkpoint: str, out: str, out_config: str) -> None:
     with DefaultScope.overwrite_default_scope(host_scope(cfg)):
         model = MODELS.build(cfg.model)
     ckpt = load_checkpoint_file(checkpoint)
-    state_dict = ckpt.get('state_dict', ckpt)
-    problem = describe_mismatch(model.state_dict(), state_dict)
-    if problem:
-        raise CheckpointError(f'{checkpoint} does not match {cfg.filename}: {problem}')
-    model.load_state_dict(state_dict, strict=False)  # checked: only num_batches_tracked
+    load_matching(model, ckpt.get('state_dict', ckpt),
+                  f'{checkpoint} does not match {cfg.filename}')
     model.eval()
     model.backbone.switch_to_deploy()
     meta = dict(ckpt.get('meta', {}), reparameterized_from=checkpoint)
