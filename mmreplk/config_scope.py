@@ -6,7 +6,7 @@ in a wheel or a regular install, links in an editable one; ``setup.py``). mmengi
 resolves a ``scope::`` prefix only for the OpenMMLab projects of its fixed
 ``MODULE2PACKAGE`` table and only for names inside a sub-folder (``mmdet::dir/name.py``),
 and ``Config.fromfile`` takes no prefix at all; mmreplk's configs are flat
-(``configs/upernet_replk31b_ade20k.py``). :func:`register_config_scope` adds the prefix to
+(``configs/upernet_replk31b_ade20k.py``). :mod:`mmreplk.engine.compat` adds the prefix to
 ``Config.fromfile`` and to base-config resolution, for ``mmreplk::`` paths only: any other
 path goes to mmengine unchanged. Importing :mod:`mmreplk.engine` calls it (the tools, and
 through them ``mim train mmreplk``, import it before reading a config); importing
@@ -18,7 +18,6 @@ registry scope of its own (mmengine would otherwise mark its objects ``_scope_='
 a scope that registers only the backbone).
 """
 import os.path as osp
-from typing import Optional, Tuple
 
 from mmreplk.errors import ConfigError
 
@@ -43,34 +42,14 @@ def config_path(name: str) -> str:
     relative = name[len(PREFIX):] if name.startswith(PREFIX) else name
     folder = config_dir()
     path = osp.normpath(osp.join(folder, relative))
-    if not osp.isfile(path) or not path.startswith(folder + osp.sep):
+    if not path.startswith(folder + osp.sep):
+        raise ConfigError(f'{PREFIX}{relative} leaves the config folder {folder}: '
+                          f'{PREFIX} names a config inside it (give a file path for '
+                          'any other file)')
+    if not osp.isfile(path):
         raise ConfigError(f'no config {PREFIX}{relative}: {path} does not exist '
                           f'(the configs are in {folder})')
     return path
 
 
-def register_config_scope() -> None:
-    """Let ``Config.fromfile`` and ``_base_`` read ``mmreplk::NAME`` paths (idempotent)."""
-    from mmengine.config import Config
-    if getattr(Config.fromfile, '_mmreplk_scope', False):
-        return
-    fromfile, get_cfg_path = Config.fromfile, Config._get_cfg_path
-
-    def fromfile_with_scope(filename, *args, **kwargs):
-        if isinstance(filename, str) and filename.startswith(PREFIX):
-            filename = config_path(filename)
-        return fromfile(filename, *args, **kwargs)
-
-    def get_cfg_path_with_scope(cfg_path: str, filename: str
-                                ) -> Tuple[str, Optional[str]]:
-        if cfg_path.startswith(PREFIX):
-            return config_path(cfg_path), None
-        return get_cfg_path(cfg_path, filename)
-
-    fromfile_with_scope._mmreplk_scope = True
-    fromfile_with_scope.__doc__ = fromfile.__doc__
-    Config.fromfile = staticmethod(fromfile_with_scope)
-    Config._get_cfg_path = staticmethod(get_cfg_path_with_scope)
-
-
-__all__ = ['PREFIX', 'config_dir', 'config_path', 'register_config_scope']
+__all__ = ['PREFIX', 'config_dir', 'config_path']

@@ -1,14 +1,13 @@
 """The project's exceptions for user mistakes (bad config, missing data, bad checkpoint).
 
-Each one also subclasses the builtin that the library raised before it existed, so
-``except ValueError`` / ``except FileNotFoundError`` keep working. The tools catch only
-:class:`MMReplkError`: it becomes one ``error: <message>`` line and exit status 1, while
-anything else (a bug in a config's Python, in mmreplk or below) keeps its traceback
-(see docs/design.md, "Errors and exit statuses").
+Each one also subclasses the matching builtin, so ``except ValueError`` / ``except
+FileNotFoundError`` catch them too. At the tools' boundary (:func:`mmreplk.apis.run`) an
+:class:`MMReplkError` becomes one ``error: <message>`` line and exit status 1 (see
+docs/design.md, "Errors and exit statuses").
 """
 
-__all__ = ['MMReplkError', 'ConfigError', 'DataNotFoundError', 'CheckpointError',
-           'CheckpointNotFoundError', 'DistributedError', 'ExportError']
+__all__ = ['MMReplkError', 'ConfigError', 'DataNotFoundError', 'DataError', 'CheckpointError',
+           'CheckpointNotFoundError', 'DistributedError', 'ExportError', 'WorkDirError']
 
 
 class MMReplkError(Exception):

@@ -68,10 +68,7 @@ def run_tool(tool: str, *args: str, options: Dict[str, str] = None,
 
 
 def import_tool(tool: str) -> ModuleType:
-    """Import ``tools/<tool>`` as a module (in-process: cheaper than a subprocess), with
-    ``tools/`` on ``sys.path`` as when it runs (for ``_common``, ``_dist``)."""
-    if str(ROOT / 'tools') not in sys.path:
-        sys.path.insert(0, str(ROOT / 'tools'))
+    """Import ``tools/<tool>`` as a module (in-process: cheaper than a subprocess)."""
     path = ROOT / 'tools' / tool
     spec = importlib.util.spec_from_file_location(f'tool_{path.stem}', path)
     module = importlib.util.module_from_spec(spec)

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.runner import CheckpointLoader
 from conftest import LEARN_CONFIG, LEARN_ITERS, ROOT, assert_clear_error, import_tool, run_tool
 from official_format import official_shapes
 
 import mmreplk.engine  # noqa: F401  the switch under test
+from mmreplk.apis import load_config, with_engine_hooks
+from mmreplk.engine import CheckpointCheckHook
 from mmreplk.errors import CheckpointError, CheckpointNotFoundError
 from mmreplk.models import ARCH_ZOO, describe_mismatch
 from mmreplk.utils import load_checkpoint_file
+from mmreplk.utils.io import cached_name
 
 
 class _Payload:
@@ -81,8 +86,9 @@ def test_mmengine_paths_load_safely(hostile, monkeypatch):
                         lambda url, dst, progress: Path(dst).write_bytes(
                             Path(hostile.path).read_bytes()))
     monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(Path(hostile.path).parent))
-    _refused(hostile, lambda: CheckpointLoader.load_checkpoint('https://host/x/evil.pth'),
-             str(Path(hostile.path).parent / 'checkpoints' / 'evil.pth'))
+    url = 'https://host/x/evil.pth'
+    _refused(hostile, lambda: CheckpointLoader.load_checkpoint(url),
+             str(Path(hostile.path).parent / 'checkpoints' / cached_name(url)))
 
 
 def test_tools_load_safely(hostile, tmp_path):
@@ -91,16 +97,13 @@ def test_tools_load_safely(hostile, tmp_path):
     erf = import_tool('analysis_tools/analyze_erf.py')
     _refused(hostile, lambda: erf.load_backbone_weights(torch.nn.Linear(1, 1),
                                                         hostile.path))
-    demo = import_tool('_common.py').load_config(str(ROOT / LEARN_CONFIG))
+    demo = load_config(str(ROOT / LEARN_CONFIG))
     reparameterize = import_tool('model_converters/reparameterize.py')
     _refused(hostile, lambda: reparameterize.reparameterize(
         demo, hostile.path, str(tmp_path / 'out.pth'), str(tmp_path / 'out.py')))
     onnx = import_tool('deployment/pytorch2onnx.py')
     _refused(hostile, lambda: onnx.load_model(demo, hostile.path))
-    common = import_tool('_common.py')
-    runner = types.SimpleNamespace(model=torch.nn.Linear(1, 1), call_hook=lambda *a, **k: 0)
-    common.load_strictly(runner, 'config.py')
-    _refused(hostile, lambda: runner.load_checkpoint(hostile.path))
+    _refused(hostile, lambda: CheckpointLoader.load_checkpoint(hostile.path))
     assert not (tmp_path / 'out.pth').exists()
 
 
@@ -137,25 +140,51 @@ def test_mismatch_names_keys_and_the_arch_the_file_looks_like():
     assert describe_mismatch(_meta_state('31B'), bn) is None  # as mmengine loads
 
 
-def test_strict_loading_is_the_default_and_non_strict_turns_it_off(monkeypatch, tmp_path):
-    common = import_tool('_common.py')
-    stub = types.SimpleNamespace(load_checkpoint='mmengine', model=torch.nn.Linear(2, 2),
-                                 call_hook=lambda *a, **k: None, _has_loaded=False,
-                                 logger=types.SimpleNamespace(info=lambda msg: None))
-    monkeypatch.setattr(common.Runner, 'from_cfg', lambda cfg: stub)
-    cfg = common.Config(dict(default_scope='mmseg', launcher='none'))
-    common.build_runner(cfg, strict=False)
-    assert stub.load_checkpoint == 'mmengine'
-    common.build_runner(cfg)
-    wide, same = tmp_path / 'wide.pth', tmp_path / 'same.pth'
-    torch.save({'state_dict': torch.nn.Linear(3, 2).state_dict()}, wide)
-    with pytest.raises(CheckpointError, match=r'1 shape mismatches, file vs model '
+def _runner(model, resume=False, optimizer=None):
+    return types.SimpleNamespace(model=model, _resume=resume, _load_from=None,
+                                 optim_wrapper=types.SimpleNamespace(optimizer=optimizer))
+
+
+def test_strict_loading_is_the_default_and_non_strict_turns_it_off():
+    cfg = Config(dict(load_from='ckpt.pth', custom_hooks=[dict(type='EMAHook')]))
+    hooks = with_engine_hooks(cfg).custom_hooks
+    assert hooks[0]['type'] == 'EMAHook' and len(cfg.custom_hooks) == 1  # cfg kept
+    check = next(h for h in hooks if h['type'] == 'mmreplk.CheckpointCheckHook')
+    assert check['strict'] and check['filename'] == 'ckpt.pth'
+    assert not next(h for h in with_engine_hooks(cfg, strict=False).custom_hooks
+                    if h['type'] == 'mmreplk.CheckpointCheckHook')['strict']
+
+    runner = _runner(torch.nn.Linear(2, 2))
+    wide = {'state_dict': torch.nn.Linear(3, 2).state_dict()}
+    with pytest.raises(CheckpointError, match=r'checkpoint w\.pth does not match the model '
+                       r'of c\.py: 1 shape mismatches, file vs model '
                        r'\(weight \(2, 3\) vs \(2, 2\)\).*--non-strict'):
-        stub.load_checkpoint(str(wide))
-    weights = {'weight': torch.ones(2, 2), 'bias': torch.ones(2)}
-    torch.save({'state_dict': {'module.' + k: v for k, v in weights.items()}}, same)
-    stub.load_checkpoint(str(same))
-    assert stub._has_loaded and torch.equal(stub.model.weight, weights['weight'])
+        CheckpointCheckHook('w.pth', 'c.py').after_load_checkpoint(runner, wide)
+    CheckpointCheckHook('w.pth', 'c.py', strict=False).after_load_checkpoint(runner, wide)
+    same = {'state_dict': {'module.' + k: v for k, v in runner.model.state_dict().items()}}
+    CheckpointCheckHook('s.pth', 'c.py').after_load_checkpoint(runner, same)
+
+
+@pytest.mark.parametrize('content, resume, message', [
+    (torch.zeros(3), False, 'holds a Tensor, not a state dict of tensors'),
+    ([1, 2], False, 'holds a list, not a state dict of tensors'),
+    ({'state_dict': {'weight': 'x'}}, False, 'not a state dict of tensors'),
+    ({'state_dict': {}}, True, 'holds weights but no training state'),
+    ({'state_dict': {}, 'meta': {'iter': 2}, 'optimizer': {
+        'param_groups': [{'params': [0, 1], 'lr': 1, 'betas': (0.9, 0.99)}]}}, True,
+     'was saved with another optimizer than SGD'),
+    ({'state_dict': {}, 'meta': {'iter': 2}, 'optimizer': {
+        'param_groups': [{'params': [0], 'lr': 1, 'momentum': 0, 'dampening': 0,
+                          'weight_decay': 0, 'nesterov': False, 'maximize': False,
+                          'foreach': None, 'differentiable': False, 'fused': None}]}}, True,
+     r'\(1 parameter groups of 1 tensors vs 1 of 2 here\)'),
+])
+def test_a_checkpoint_the_runner_cannot_use_is_one_line(content, resume, message):
+    model = torch.nn.Linear(2, 2)
+    runner = _runner(model, resume, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(CheckpointError, match=message):
+        CheckpointCheckHook('x.pth', 'c.py', strict=False).after_load_checkpoint(
+            runner, content)
 
 
 @pytest.mark.slow

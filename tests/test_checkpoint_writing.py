@@ -233,7 +233,7 @@ def test_a_real_full_disk(small_tmpfs):
 
 
 def test_unwritable_work_dirs_are_refused_at_start_up(tmp_path):
-    common = import_tool('_common.py')
+    from mmreplk import apis as common
     common.check_work_dir(str(tmp_path / 'new'))  # created
     (tmp_path / 'file').write_text('')
     with pytest.raises(WorkDirError, match=r'work dir .*file/run is not writable \(Not a '

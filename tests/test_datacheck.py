@@ -16,7 +16,7 @@ from PIL import Image
 from mmreplk.errors import DataError, DataNotFoundError
 from mmreplk.testing.synthetic import make_ade20k, make_coco
 
-datacheck = import_tool('_datacheck.py')
+from mmreplk.apis import datacheck
 ADE = 'configs/upernet_replk31b_ade20k.py'
 COCO = 'configs/fcos_replk31b_coco.py'
 

@@ -19,8 +19,8 @@ from torch.distributed.elastic.multiprocessing.errors import (ChildFailedError,
 
 from mmreplk.errors import ConfigError, DistributedError
 
-_dist = import_tool('_dist.py')
-_launch = import_tool('_launch.py')
+from mmreplk.apis import dist as _dist
+from mmreplk.apis import launch as _launch
 CONFIG = 'configs/upernet_replk31b_ade20k.py'
 
 
@@ -182,7 +182,7 @@ def test_only_collective_failures_are_checked():
 
 
 def test_run_reports_a_lost_rank_in_one_line(monkeypatch, capsys):
-    common = import_tool('_common.py')
+    from mmreplk.apis import cli as common
 
     def lost(error):
         assert isinstance(error, RuntimeError)

@@ -60,7 +60,8 @@ print(load(sneaky))
 @pytest.mark.slow
 def test_engine_switch_makes_runner_checkpoints_safely_loadable(learned_seg):
     """A real runner checkpoint under ``weights_only=True``: refused until
-    mmreplk.engine is imported, then loaded; any other getattr stays refused."""
+    mmreplk.engine is imported, then loaded; any other getattr stays refused. It runs in
+    a fresh interpreter: the switch is process-wide, and this one has it on."""
     ckpt = os.path.join(learned_seg.work_dir, f'iter_{LEARN_ITERS}.pth')
     result = subprocess.run([sys.executable, '-c', SAFE_LOAD, ckpt],
                             capture_output=True, text=True, timeout=120)
@@ -113,6 +114,11 @@ def test_killed_run_resumes_at_last_checkpoint(ade20k_root, tmp_path):
     assert f'resumed epoch: 0, iter: {killed_at}' in log, log[-4000:]
     assert re.search(rf'Iter\(train\) \[\s*{killed_at + 1}/{target}\]', log)
     assert not re.search(rf'Iter\(train\) \[\s*1/{target}\]', log)
+    # the schedule, rescaled to the new length, is rebuilt from the config on resume
+    assert f'param_scheduler rebuilt from the config and replayed through {killed_at} ' \
+        'iterations' in log, log[-4000:]
+    lr = re.search(rf'first iteration after the start \({killed_at + 1}\): .*\blr=(\S+)', log)
+    assert lr and float(lr[1]) > 0, [l for l in log.splitlines() if 'iteration' in l][:5]
 
     ckpt = torch.load(os.path.join(work_dir, f'iter_{target}.pth'))
     assert ckpt['meta']['iter'] == target

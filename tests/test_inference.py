@@ -1,4 +1,4 @@
-"""README's "Inference on your images": its MMSegInferencer and DetInferencer lines run as
+"""docs/training.md's "Inference on your images": its MMSegInferencer and DetInferencer lines run as
 written (from a folder laid out as after `make demo`, with small checkpoints) and save the
 drawn predictions."""
 import os
@@ -31,8 +31,8 @@ test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
 
 def readme_block(name: str) -> str:
-    """The python block of README's inference section that uses ``name``."""
-    section = (ROOT / 'README.md').read_text().split('## Inference on your images')[1]
+    """The python block of docs/training.md's inference section that uses ``name``."""
+    section = (ROOT / 'docs' / 'training.md').read_text().split('## Inference on your images')[1]
     section = section.split('\n## ')[0]
     blocks = re.findall(r'```python\n(.*?)```', section, re.S)
     return next(b for b in blocks if name in b)

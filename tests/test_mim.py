@@ -12,9 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, import_tool, loader_options
+from conftest import ROOT, loader_options
 from mmengine.config import Config
 
+from mmreplk.apis import load_config
 from mmreplk.errors import ConfigError
 
 
@@ -64,7 +65,7 @@ CHECKS = '''
     print('installed:', package.startswith(sys.prefix))
     mim = os.path.join(package, '.mim')
     shipped = ['configs/upernet_replk31b_ade20k.py', 'configs/_base_/replknet.py',
-               'configs/metafile/upernet.yml', 'tools/train.py', 'tools/_common.py',
+               'configs/metafile/upernet.yml', 'tools/train.py', 'tools/test.py',
                'tools/deployment/pytorch2onnx.py', 'model-index.yml']
     print('copies:', all(os.path.isfile(os.path.join(mim, p)) and not
                          os.path.islink(os.path.join(mim, p)) for p in shipped))
@@ -98,10 +99,13 @@ def test_scope_prefix_in_a_checkout(tmp_path):
     (tmp_path / 'user_config.py').write_text(USER_CONFIG)
     user = Config.fromfile(str(tmp_path / 'user_config.py'))
     assert (user.train_cfg.max_iters, user.model.backbone.arch.layers) == (2, [1, 1, 1, 1])
-    for name in ('nope.py', '../setup.py'):
-        with pytest.raises(ConfigError, match=f'no config mmreplk::{re.escape(name)}'):
+    with pytest.raises(ConfigError, match=r'no config mmreplk::nope\.py: .* does not exist'):
+        Config.fromfile('mmreplk::nope.py')
+    for name in ('../setup.py', '../tools/train.py'):  # files that exist, outside the folder
+        with pytest.raises(ConfigError, match=f'mmreplk::{re.escape(name)} leaves the '
+                           'config folder'):
             Config.fromfile(f'mmreplk::{name}')
-    tools_cfg = import_tool('_common.py').load_config('mmreplk::upernet_replk31b_ade20k.py')
+    tools_cfg = load_config('mmreplk::upernet_replk31b_ade20k.py')
     assert os.path.samefile(tools_cfg.filename, cfg.filename)  # the tools take it too
 
 

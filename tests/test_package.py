@@ -1,5 +1,5 @@
 """The plugin's packaging: imports without side effects, one explicit engine switch,
-registries reachable from every host scope, no import cycle, no outside citations."""
+registries reachable from every host scope, no import cycle."""
 import ast
 import subprocess
 import sys
@@ -10,6 +10,8 @@ from conftest import ROOT, TINY_ARCH
 
 
 def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter: what an import changes process-wide can only
+    be seen from a process that has not imported it yet."""
     result = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -138,16 +140,3 @@ def test_no_import_cycle_in_mmreplk():
     for node in graph:
         if node not in state:
             visit(node, [])
-
-
-def test_no_citation_of_files_outside_the_repository():
-    """The design facts live in docs/; nothing cites the notes they came from."""
-    outside = ('DESIGN' + '.md', '..' + '/shared')  # not spelt out: this file is scanned
-    listed = subprocess.run(['git', 'ls-files', '--cached', '--others',
-                             '--exclude-standard'], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout.split()
-    files = [ROOT / p for p in listed if (ROOT / p).is_file()
-             and (ROOT / p).suffix in ('.py', '.md', '.sh', '.cfg')]
-    bad = [str(p.relative_to(ROOT)) for p in files
-           if any(s in p.read_text(errors='ignore') for s in outside)]
-    assert bad == [], bad

@@ -8,7 +8,7 @@ from conftest import ROOT, import_tool, loader_options
 from mmreplk.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
                             DataNotFoundError, MMReplkError)
 
-common = import_tool('_common.py')
+from mmreplk import apis as common
 ADE = str(ROOT / 'configs' / 'upernet_replk31b_ade20k.py')
 COCO = str(ROOT / 'configs' / 'cascade_mask_rcnn_replk31b_coco.py')
 

@@ -10,8 +10,8 @@ from mmengine.config import Config
 
 from mmreplk.errors import ConfigError
 
-common = import_tool('_common.py')
-validate = import_tool('_validate.py')
+from mmreplk import apis as common
+from mmreplk.apis import validate
 ADE = 'configs/upernet_replk31b_ade20k.py'
 CASCADE = 'configs/cascade_mask_rcnn_replk31b_coco.py'
 

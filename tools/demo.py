@@ -16,11 +16,10 @@ import time
 import cv2
 import mmcv
 import torch
-from _common import add_cfg_options, load_config, run
 from mmengine.runner import Runner
 
-import mmreplk.engine  # noqa: F401  switches the engine on (atomic checkpoints)
-from mmreplk.testing.synthetic import make_ade20k, majority_miou
+from mmreplk.apis import add_cfg_options, load_config, non_negative_int, run
+from mmreplk.testing.synthetic import majority_miou, make_ade20k
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo_upernet_replk-tiny_synthetic.py')
@@ -35,7 +34,7 @@ def parse_args() -> argparse.Namespace:
         '--data-root', default=osp.join(ROOT, 'data', 'synthetic_ade'),
         help='the synthetic data set (written if absent)')
     parser.add_argument(
-        '--num-overlays', type=int, default=4,
+        '--num-overlays', type=non_negative_int, default=4,
         help='how many validation predictions to save as PNG')
     add_cfg_options(parser)
     return parser.parse_args()

@@ -13,9 +13,9 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-# torchrun (tools/_launch.py: the same, with one line naming a rank that failed)
+# torchrun (python -m mmreplk.apis.launch: the same, with one line naming a rank that failed)
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
-exec "${PYTHON:-python}" "$ROOT/tools/_launch.py" \
+exec "${PYTHON:-python}" -m mmreplk.apis.launch \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -12,15 +12,14 @@ non-strictly and evaluate whatever loaded); ``--non-strict`` restores their beha
 """
 import argparse
 import copy
+import os.path as osp
 
-from _common import (build_runner, check_checkpoint,
-                     check_data, host_scope, load_run_config,
-                     parse_runner_args, run)
-from _datacheck import check_data_sets
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 
-import mmreplk.engine  # noqa: F401  switches the engine on (safe runner ckpts)
+from mmreplk.apis import (add_force, build_runner, check_checkpoint, check_data,
+                          check_data_sets, check_outputs, host_scope, load_run_config,
+                          parse_runner_args, run)
 from mmreplk.errors import ConfigError
 
 
@@ -45,6 +44,7 @@ def parse_args() -> argparse.Namespace:
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
+    add_force(parser)
     return parse_runner_args(parser)
 
 
@@ -125,10 +125,15 @@ def main() -> None:
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    if args.out is not None and scope == 'mmdet' and not args.out.endswith(
-        ('.pkl', '.pickle')):
-        raise ConfigError(f'--out must be a .pkl or .pickle file for mmdet, '
-                          f'got {args.out}')
+    if args.out is not None and scope == 'mmdet':
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ConfigError(f'--out must be a .pkl or .pickle file for mmdet, '
+                              f'got {args.out}')
+        check_outputs({'--out file': args.out}, [args.config, args.checkpoint],
+                      args.force)
+    elif args.out is not None and osp.isfile(args.out):
+        raise ConfigError(f'--out {args.out} is a file: mmseg writes the predicted maps '
+                          'into a folder')
 
     runner = build_runner(cfg, strict=not args.non_strict)
     if args.out is not None and scope == 'mmdet':

@@ -7,7 +7,8 @@ Same command line as mmsegmentation 1.2.2 / mmdetection 3.3.0 ``tools/train.py``
         [--launcher none|pytorch|slurm|mpi]
 
 ``--resume`` alone continues from the newest complete checkpoint in the work
-dir (an interrupted run resumes at the iteration it last saved). A ``load_from`` or
+dir (an interrupted run resumes at the iteration it last saved; the lr schedule is
+rebuilt from the config). One run at a time owns a work dir. A ``load_from`` or
 resume checkpoint must match the model; ``--non-strict`` loads what matches, as
 mmseg and mmdet do.
 """
@@ -15,12 +16,11 @@ import argparse
 import os.path as osp
 
 import torch
-from _common import (build_runner, check_checkpoint,
-                     check_data, check_pretrained, check_work_dir, load_run_config,
-                     parse_runner_args, run, splits_of)
-from _datacheck import check_data_sets
 from mmengine.logging import print_log
 
+from mmreplk.apis import (build_runner, check_checkpoint, check_data, check_data_sets,
+                          check_pretrained, check_work_dir, load_run_config,
+                          lock_work_dir, parse_runner_args, run, splits_of)
 from mmreplk.engine import latest_checkpoint  # switches the engine on
 from mmreplk.errors import ConfigError
 
@@ -72,8 +72,10 @@ def main() -> None:
                               'base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
 
-    if args.resume == 'auto':
-        cfg.load_from = latest_checkpoint(cfg.work_dir)
+    out_dir = (cfg.get('default_hooks') or {}).get('checkpoint', {}).get('out_dir')
+    if args.resume == 'auto' or (args.resume is None and cfg.get('resume')
+                                 and not cfg.get('load_from')):
+        cfg.load_from = latest_checkpoint(cfg.work_dir, out_dir)
         cfg.resume = cfg.load_from is not None
         if cfg.load_from is None:
             print_log(f'--resume: no checkpoint in {cfg.work_dir}, '
@@ -81,9 +83,6 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    elif cfg.get('resume') and not cfg.get('load_from'):
-        # resume=True in the config: mmengine would trust last_checkpoint
-        cfg.load_from = latest_checkpoint(cfg.work_dir)
 
     check_work_dir(cfg.work_dir)
     check_data(cfg, splits_of(cfg, ['train', 'val']))
@@ -98,8 +97,8 @@ def main() -> None:
         print_log(f'resuming from {osp.abspath(cfg.load_from)}',
                   logger='current')
 
-    runner = build_runner(cfg, strict=not args.non_strict)
-    runner.train()
+    with lock_work_dir(cfg.work_dir):
+        build_runner(cfg, strict=not args.non_strict).train()
 
 
 if __name__ == '__main__':

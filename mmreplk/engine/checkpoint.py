@@ -92,22 +92,25 @@ def _complete(path: str) -> bool:
         return False
 
 
-def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The newest complete checkpoint of a run in ``work_dir``, the one an interrupted
-    run resumes from: the highest ``iter_N.pth`` / ``epoch_N.pth`` whose file is whole,
-    in ``work_dir`` and in the folder mmengine's ``last_checkpoint`` pointer names (an
-    ``out_dir``). The pointer itself is not trusted: a run killed while saving leaves it
-    naming an older file (or one already removed). None when there is no checkpoint.
+def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
+    """Where a run in ``work_dir`` keeps its checkpoints: ``work_dir``, or with the
+    checkpoint hook's ``out_dir``, ``out_dir/<name of work_dir>`` (as mmengine's
+    ``CheckpointHook`` places them)."""
+    if not out_dir or out_dir == work_dir:
+        return work_dir
+    return osp.join(out_dir, osp.basename(osp.normpath(work_dir)))
+
+
+def latest_checkpoint(work_dir: str, out_dir: Optional[str] = None) -> Optional[str]:
+    """The newest complete checkpoint of the run in ``work_dir``, the one an
+    interrupted run resumes from: the highest ``iter_N.pth`` / ``epoch_N.pth`` whose file
+    is whole, in ``work_dir`` or its :func:`checkpoint_folder`. mmengine's
+    ``last_checkpoint`` pointer is not read: a run killed while saving leaves it naming
+    an older file (or one already removed), and a work dir copied from another run
+    names that run's folder. None when there is no checkpoint.
     """
-    folders = {work_dir}
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
-        if named and '://' not in named:
-            folders.add(osp.dirname(named) or work_dir)
     found = []
-    for folder in folders:
+    for folder in {work_dir, checkpoint_folder(work_dir, out_dir)}:
         for name in os.listdir(folder) if osp.isdir(folder) else []:
             m = re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', name)
             path = osp.join(folder, name)

@@ -34,7 +34,9 @@ from mmengine.hooks import CheckpointHook
 from mmreplk.errors import WorkDirError
 from mmreplk.registry import HOOKS
 from mmreplk.utils import atomic_write, is_atomic_temporary
+
 from .checkpoint import latest_checkpoint
+from .compat import CheckpointSaveOrder, resume_request, set_resume
 
 
 def _size(nbytes: int) -> str:
@@ -52,7 +54,7 @@ def remove_orphans(folder: str) -> List[str]:
 
 
 @HOOKS.register_module()
-class SafeCheckpointHook(CheckpointHook):
+class SafeCheckpointHook(CheckpointSaveOrder, CheckpointHook):
     """:class:`mmengine.hooks.CheckpointHook` that saves, points, then removes (see the
     module docstring). Same arguments; ``backend_args`` defaults to the atomic local
     backend when the checkpoints go to a local folder."""
@@ -66,13 +68,15 @@ class SafeCheckpointHook(CheckpointHook):
 
     def before_run(self, runner) -> None:
         """An automatic resume (``resume=True``, no checkpoint named: what mmseg's and
-        mmdet's own ``train.py --resume`` set) starts from :func:`latest_checkpoint`
-        instead of mmengine's reading of ``last_checkpoint``, which a killed save can
-        leave stale or dangling; with no checkpoint at all, training starts afresh."""
+        mmdet's own ``train.py --resume`` set) starts from :func:`latest_checkpoint` of
+        this work dir instead of mmengine's reading of ``last_checkpoint``, which a
+        killed save can leave stale and a copied work dir leaves naming another run's
+        folder; with no checkpoint at all, training starts afresh."""
+        out_dir = self.out_dir if self.out_dir and '://' not in str(self.out_dir) else None
         super().before_run(runner)
-        if runner._resume and runner._load_from is None:
-            runner._load_from = latest_checkpoint(runner.work_dir)
-            runner._resume = runner._load_from is not None
+        resume, load_from = resume_request(runner)
+        if resume and load_from is None:
+            set_resume(runner, latest_checkpoint(runner.work_dir, out_dir))
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -95,58 +99,17 @@ class SafeCheckpointHook(CheckpointHook):
             os.remove(osp.join(self.out_dir, name))
         return names
 
-    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
-        retired = []
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
-                                            and self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                retired.append(self.keep_ckpt_ids.popleft())
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-
-        ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        try:
-            runner.save_checkpoint(
-                self.out_dir, ckpt_filename, self.file_client_args,
-                save_optimizer=self.save_optimizer,
-                save_param_scheduler=self.save_param_scheduler, meta=meta,
-                by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
-        except OSError as e:
-            raise self._write_error(self.last_ckpt, e) from None
-        if not is_main_process():
-            return
+    def point_to(self, runner, path: str) -> None:
+        """Write mmengine's ``last_checkpoint`` pointer (atomically)."""
         pointer = osp.join(runner.work_dir, 'last_checkpoint')
         try:
-            atomic_write(str(self.last_ckpt).encode(), pointer)
+            atomic_write(path.encode(), pointer)
         except OSError as e:
-            raise self._write_error(pointer, e) from None
-        for old in retired:
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):  # deepspeed saves folders
-                self.file_backend.rmtree(path)
+            raise self.write_error(pointer, e) from None
 
-    def _save_best_checkpoint(self, runner, metrics) -> None:
-        """mmengine's, except that the previous best checkpoint is removed only after
-        the new one is saved (mmengine removes it first)."""
-        backend, retired = self.file_backend, []
-        backend.remove = backend.rmtree = retired.append  # deferred, see below
-        try:
-            super()._save_best_checkpoint(runner, metrics)
-        except OSError as e:
-            raise self._write_error(str(self.best_ckpt_path or self.out_dir), e) from None
-        finally:
-            del backend.remove, backend.rmtree
-        for path in retired:
-            if backend.isfile(path):
-                backend.remove(path)
-            elif backend.isdir(path):
-                backend.rmtree(path)
-
-    def _write_error(self, path: str, error: OSError) -> WorkDirError:
+    def write_error(self, path: str, error: OSError) -> WorkDirError:
+        """The one-line error of a failed write: the path, the free space, and the
+        previous checkpoint, which is intact."""
         folder = osp.dirname(str(path))
         try:
             free = f'{_size(shutil.disk_usage(folder).free)} free in {folder}'

@@ -5,6 +5,7 @@ Used by the backbone, re-parameterization, weight loading and the tools; see
 docs/design.md (sections "Architecture" and "Checkpoint formats") for the facts
 themselves. Only the standard library and torch tensors' shapes are used here.
 """
+import enum
 import re
 from typing import Dict, List, Mapping, Optional, Union
 
@@ -18,7 +19,16 @@ __all__ = [
 
 ARCH_KEYS = ('layers', 'channels', 'large_kernel_sizes', 'small_kernel', 'dw_ratio')
 OPTIONAL_DEFAULTS = dict(small_kernel=5, dw_ratio=1.0, norm_intermediate_features=False)
-FROM_ARCH = 'arch'  # default of the backbone arguments that take the arch's own value
+class _FromArch(enum.Enum):
+    """The default of the backbone arguments that take the arch's own value (``None``
+    is a value of its own: no small kernel)."""
+    FROM_ARCH = 'from the arch'
+
+    def __repr__(self) -> str:
+        return 'FROM_ARCH'
+
+
+FROM_ARCH = _FromArch.FROM_ARCH
 
 
 def _arch(channels: List[int], kernels: List[int], small_kernel: Optional[int] = 5,
@@ -64,7 +74,8 @@ def is_merged(state_dict: Mapping) -> bool:
 
 
 # ---------------------------------------------------------------- checks
-def resolve_arch(arch: Union[str, dict], small_kernel=FROM_ARCH,
+def resolve_arch(arch: Union[str, dict],
+                 small_kernel: Union[int, None, _FromArch] = FROM_ARCH,
                  dw_ratio: Optional[float] = None,
                  norm_intermediate_features: Optional[bool] = None) -> dict:
     """The checked settings of ``arch`` (a zoo name or a dict) with the overrides applied.
@@ -93,7 +104,7 @@ def resolve_arch(arch: Union[str, dict], small_kernel=FROM_ARCH,
         settings = dict(OPTIONAL_DEFAULTS, **arch)
     else:
         raise ConfigError(f'arch must be a str or a dict, got {type(arch).__name__}')
-    if small_kernel != FROM_ARCH:
+    if small_kernel is not FROM_ARCH:
         settings['small_kernel'] = small_kernel
     if dw_ratio is not None:
         settings['dw_ratio'] = dw_ratio

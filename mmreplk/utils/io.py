@@ -1,4 +1,5 @@
 """Checkpoint file I/O: atomic writes and loads with clear errors."""
+import hashlib
 import io
 import os
 import os.path as osp
@@ -7,6 +8,7 @@ import re
 import tempfile
 import zipfile
 from typing import Any, Optional
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 
 import torch
@@ -131,13 +133,33 @@ def _corrupt(path: str, error: Exception) -> CheckpointError:
                            f'{str(error).strip().splitlines()[0]})')
 
 
+def cached_name(url: str) -> str:
+    """The file name of ``url``'s copy in the download cache: the URL's own file name
+    behind a hash of the whole URL, so that two URLs ending in the same name
+    (``.../a/model.pth``, ``.../b/model.pth``) never share a copy."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return f'{digest}-{osp.basename(urlparse(url).path) or "checkpoint.pth"}'
+
+
 def download_checkpoint(url: str, model_dir: Optional[str] = None,
                         progress: bool = True) -> str:
     """The local copy of the checkpoint at ``url`` in torch hub's cache (``model_dir``,
-    default ``$TORCH_HOME/hub/checkpoints``), downloaded once, atomically."""
+    default ``$TORCH_HOME/hub/checkpoints``; named by :func:`cached_name`), downloaded
+    once, atomically. A URL that cannot be fetched is one :class:`CheckpointError` (or
+    :class:`CheckpointNotFoundError` for HTTP 404) naming it and the cause."""
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
-    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
+    cached = osp.join(model_dir, cached_name(url))
     if not osp.isfile(cached):
-        torch.hub.download_url_to_file(url, cached, progress=progress)
+        try:
+            torch.hub.download_url_to_file(url, cached, progress=progress)
+        except HTTPError as e:
+            kind = CheckpointNotFoundError if e.code == 404 else CheckpointError
+            raise kind(f'could not download checkpoint {url}: HTTP {e.code} '
+                       f'{e.reason}') from None
+        except (URLError, OSError) as e:
+            reason = getattr(e, 'reason', None) or e.strerror or e
+            raise CheckpointError(f'could not download checkpoint {url}: {reason} '
+                                  '(no network? download it by hand and give the local '
+                                  'path)') from None
     return cached

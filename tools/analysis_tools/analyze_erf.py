@@ -21,19 +21,16 @@ import json
 import os
 import os.path as osp
 import re
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-
-from _common import add_model_args, load_config, run  # noqa: E402
-
-from mmreplk.analysis.complexity import build_from_config  # noqa: E402
-from mmreplk.analysis.erf import (DEFAULT_THRESHOLDS, area_ratios,  # noqa: E402
-                                  compute_erf, format_ratios, list_images,
-                                  plot_erf_comparison, save_heatmap)
-from mmreplk.errors import CheckpointError, ConfigError  # noqa: E402
+from mmreplk.analysis.complexity import build_from_config
+from mmreplk.analysis.erf import (DEFAULT_THRESHOLDS, area_ratios, compute_erf,
+                                  format_ratios, list_images, plot_erf_comparison,
+                                  save_heatmap)
+from mmreplk.apis import (add_model_args, load_config, non_negative_int, positive_int,
+                          run)
+from mmreplk.errors import CheckpointError, ConfigError
 
 # what surrounds a backbone's keys in mmengine / mmseg / mmdet / DDP checkpoints
 REVISE_KEYS = [(r'^module\.', ''), (r'^backbone\.', '')]
@@ -43,7 +40,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p, 'RepLKNet archs to analyse', many_archs=True)
-    p.add_argument('--resnet', type=int, nargs='+', default=[], metavar='DEPTH',
+    p.add_argument('--resnet', type=positive_int, nargs='+', default=[], metavar='DEPTH',
                    help="mmseg's ResNet of these depths (e.g. 101 152), for comparison")
     p.add_argument('--images', help='folder of images (any common format)')
     p.add_argument('--checkpoint',
@@ -51,9 +48,9 @@ def parse_args(argv=None):
                         'other backbones: "backbone."/"module." prefixes removed, '
                         'extra keys such as a classifier ignored)')
     p.add_argument('--name', help='name of the CONFIG model in outputs')
-    p.add_argument('--size', type=int, nargs='+', default=[1024],
+    p.add_argument('--size', type=positive_int, nargs='+', default=[1024],
                    help='input size: S or H W (default 1024)')
-    p.add_argument('--num-images', type=int, default=None,
+    p.add_argument('--num-images', type=positive_int, default=None,
                    help='use only the first N images (sorted by name)')
     p.add_argument('--recursive', action='store_true', help='look into sub-folders')
     p.add_argument('--thresholds', type=float, nargs='+',
@@ -66,7 +63,7 @@ def parse_args(argv=None):
     p.add_argument('--dwconv-impl', default=None,
                    help="RepLKNet depthwise conv path (None = default, 'torch' = stock)")
     p.add_argument('--json', help='also write the r(t) numbers to this JSON file')
-    p.add_argument('--make-synthetic', type=int, metavar='N', default=0,
+    p.add_argument('--make-synthetic', type=non_negative_int, metavar='N', default=0,
                    help='first write N synthetic images (at --size) into the image '
                         'folder (for machines without real images)')
     p.add_argument('--no-progress', action='store_true')

@@ -22,17 +22,13 @@ depthwise conv; channels_last on CPU). Times are medians.
 import argparse
 import json
 import os.path as osp
-import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-
-from _common import add_model_args, load_config, run  # noqa: E402
-
-from mmreplk.analysis.benchmark import (benchmark, build_swin_b,  # noqa: E402
-                                        dwconv_time_share)
-from mmreplk.analysis.complexity import build_from_config  # noqa: E402
+from mmreplk.analysis.benchmark import benchmark, build_swin_b, dwconv_time_share
+from mmreplk.analysis.complexity import build_from_config
+from mmreplk.apis import (add_model_args, load_config, non_negative_int, positive_int,
+                          run)
 
 # 'stock': the path of the reference implementations (mmpretrain, official): NCHW and
 # F.conv2d; 'fast': mmreplk's defaults (fast depthwise conv, channels_last on CPU).
@@ -43,8 +39,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p, 'measure this RepLKNet arch instead of a config\'s backbone')
-    p.add_argument('--batch', type=int, default=1)
-    p.add_argument('--shape', type=int, nargs='+', default=[224], help='S or H W')
+    p.add_argument('--batch', type=positive_int, default=1)
+    p.add_argument('--shape', type=positive_int, nargs='+', default=[224], help='S or H W')
     p.add_argument('--amp', action='store_true',
                    help='autocast (bf16 on CPU, fp16 on CUDA)')
     p.add_argument('--deploy', action='store_true',
@@ -59,10 +55,10 @@ def parse_args(argv=None):
     p.add_argument('--profile', action='store_true',
                    help='report the share of inference time in large-kernel '
                         'depthwise convs')
-    p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--iters', type=int, default=10)
+    p.add_argument('--warmup', type=non_negative_int, default=2)
+    p.add_argument('--iters', type=positive_int, default=10)
     p.add_argument('--device', default='cpu')
-    p.add_argument('--threads', type=int, help='torch.set_num_threads')
+    p.add_argument('--threads', type=positive_int, help='torch.set_num_threads')
     p.add_argument('--json', help='also write the rows to this JSON file')
     args = p.parse_args(argv)
     if len(args.shape) not in (1, 2):

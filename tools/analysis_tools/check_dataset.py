@@ -13,13 +13,8 @@ decodes a sample; ``--full`` decodes everything, with a progress bar. Problems: 
 per kind with the count and the first paths, exit status 1.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-
-from _common import add_cfg_options, check_data, load_config, run  # noqa: E402
-from _datacheck import check_data_sets  # noqa: E402
+from mmreplk.apis import add_cfg_options, check_data, check_data_sets, load_config, run
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,18 +17,12 @@ FlopAnalyzer; see mmreplk/analysis/complexity.py and docs/reproduce.md for what 
 """
 import argparse
 import json
-import os.path as osp
-import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-
-from _common import add_model_args, load_config, run  # noqa: E402
-
-from mmreplk.analysis.complexity import (build_from_config,  # noqa: E402
-                                         complexity_report, format_report)
-
+from mmreplk.analysis.complexity import (build_from_config, complexity_report,
+                                         format_report)
+from mmreplk.apis import add_model_args, load_config, positive_int, run
 DEFAULT_SHAPES = {'seg': (2048, 512), 'det': (1280, 800), 'cls': (224, 224),
                   'backbone': (224, 224)}
 
@@ -37,14 +31,14 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p, 'count this RepLKNet arch instead of a config')
-    p.add_argument('--shape', type=int, nargs='+',
+    p.add_argument('--shape', type=positive_int, nargs='+',
                    help='input H [W] (default: 2048 512 seg, 1280 800 det, 224 cls)')
     form = p.add_mutually_exclusive_group()
     form.add_argument('--deploy', action='store_true', help='deploy form only')
     form.add_argument('--train', action='store_true', help='training form only')
     p.add_argument('--backbone-only', action='store_true',
                    help='for --arch: count the bare backbone, not the classifier')
-    p.add_argument('--num-classes', type=int, default=1000,
+    p.add_argument('--num-classes', type=positive_int, default=1000,
                    help='classifier classes for --arch (default 1000)')
     p.add_argument('--json', help='also write the rows to this JSON file')
     args = p.parse_args(argv)

@@ -17,11 +17,8 @@ from typing import Dict, List, Tuple
 
 import yaml
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-
-from _common import run  # noqa: E402
-
-from mmreplk.errors import ConfigError  # noqa: E402
+from mmreplk.apis import run
+from mmreplk.errors import ConfigError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 INDEX = osp.join(ROOT, 'model-index.yml')

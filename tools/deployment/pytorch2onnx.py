@@ -23,26 +23,18 @@ pip install "mmreplk[onnx]".
 """
 import argparse
 import copy
-import os.path as osp
-import sys
 from typing import Dict
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-
-from _common import (add_cfg_options, check_checkpoint, host_scope,  # noqa: E402
-                     load_config, run)
-
-import mmreplk.engine  # noqa: E402,F401  runner checkpoints load with weights_only
-from mmreplk.analysis.complexity import build_from_config  # noqa: E402
-from mmreplk.deploy.export_form import (BackboneExport,  # noqa: E402
-                                        MMSegInference, SegmentorExport,
+from mmreplk.analysis.complexity import build_from_config
+from mmreplk.apis import (add_cfg_options, add_force, check_checkpoint, check_outputs,
+                          host_scope, load_config, non_negative_int, positive_int, run)
+from mmreplk.deploy.export_form import (BackboneExport, MMSegInference, SegmentorExport,
                                         prepare_for_export, set_dwconv_path)
-from mmreplk.deploy.onnx_export import (check_shapes,  # noqa: E402
-                                        compare_with_onnxruntime, export_onnx,
-                                        latency_ms, require, simplify_onnx)
-from mmreplk.errors import CheckpointError, ConfigError  # noqa: E402
-from mmreplk.models import load_matching  # noqa: E402
-from mmreplk.utils import load_checkpoint_file  # noqa: E402
+from mmreplk.deploy.onnx_export import (check_shapes, compare_with_onnxruntime,
+                                        export_onnx, latency_ms, require, simplify_onnx)
+from mmreplk.errors import CheckpointError, ConfigError
+from mmreplk.models import load_matching
+from mmreplk.utils import load_checkpoint_file
 
 TOLERANCE = 1e-4
 
@@ -54,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='mmseg config (mmdet: with --backbone-only)')
     parser.add_argument('checkpoint', help='the trained checkpoint of the config')
     parser.add_argument('out', help='output .onnx file')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+    parser.add_argument('--shape', type=positive_int, nargs=2, metavar=('H', 'W'),
                         help="export input size (default: the config's crop_size, "
                         'else 512 512)')
     parser.add_argument('--dynamic', action='store_true',
@@ -63,9 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='simplify the graph with onnxslim')
     parser.add_argument('--backbone-only', action='store_true',
                         help='export the RepLKNet backbone only')
-    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (17)')
-    parser.add_argument('--latency-iters', type=int, default=10,
+    parser.add_argument('--opset', type=positive_int, default=17, help='ONNX opset (17)')
+    parser.add_argument('--latency-iters', type=non_negative_int, default=10,
                         help='timed runs per runtime (0: no latency)')
+    add_force(parser)
     add_cfg_options(parser)
     return parser.parse_args(argv)
 
@@ -92,6 +85,8 @@ def main(argv=None) -> Dict[str, object]:
             '(https://github.com/open-mmlab/mmdeploy), which handles their '
             'post-processing and NMS; --backbone-only exports the RepLKNet backbone')
     check_checkpoint(args.checkpoint, 'checkpoint')
+    check_outputs({'output ONNX file': args.out}, [args.config, args.checkpoint],
+                  args.force)
     require('onnx')
     require('onnxruntime')
     if args.simplify:

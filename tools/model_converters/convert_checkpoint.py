@@ -5,17 +5,12 @@ mmengine checkpoint for ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefi
     python tools/model_converters/convert_checkpoint.py RepLKNet-31B_ImageNet-22K.pth pretrain/replknet-31B_in22k.pth
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-
-from _common import parse_arch, run  # noqa: E402
-
-from mmreplk.models import (RepLKNet, RepLKNetClassifier,  # noqa: E402
-                            arch_name, extract_replknet_state_dict, infer_arch,
+from mmreplk.apis import add_force, check_outputs, parse_arch, run
+from mmreplk.models import (RepLKNet, RepLKNetClassifier, arch_name,
+                            extract_replknet_state_dict, infer_arch,
                             load_replknet_state_dict)
-from mmreplk.utils import atomic_save, load_checkpoint_file  # noqa: E402
+from mmreplk.utils import atomic_save, load_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -24,6 +19,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('dst', help='output mmengine checkpoint')
     parser.add_argument('--arch', type=parse_arch,
                         help='check against this arch (default: read off the weights)')
+    add_force(parser)
     return parser.parse_args()
 
 
@@ -50,6 +46,7 @@ def convert(src: str, dst: str, arch=None) -> str:
 
 def main() -> None:
     args = parse_args()
+    check_outputs({'output checkpoint': args.dst}, [args.src], args.force)
     print(convert(args.src, args.dst, args.arch))
 
 

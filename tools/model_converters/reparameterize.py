@@ -8,16 +8,14 @@ Writes OUT.pth (the model's state dict with a BN-free backbone) and a config wit
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+from mmengine.registry import MODELS, DefaultScope
 
-from _common import add_cfg_options, host_scope, load_config, run  # noqa: E402
-from mmengine.registry import MODELS, DefaultScope  # noqa: E402
-
-from mmreplk.errors import ConfigError  # noqa: E402
-from mmreplk.models import load_matching  # noqa: E402
-from mmreplk.utils import atomic_save, load_checkpoint_file  # noqa: E402
+from mmreplk.apis import (add_cfg_options, add_force, check_outputs, host_scope,
+                          load_config, run)
+from mmreplk.errors import ConfigError
+from mmreplk.models import load_matching
+from mmreplk.utils import atomic_save, load_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -26,6 +24,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint')
     parser.add_argument('out', help='output checkpoint')
     parser.add_argument('--out-config', help='output config (default: OUT with .py)')
+    add_force(parser)
     add_cfg_options(parser)
     return parser.parse_args()
 
@@ -53,6 +52,8 @@ def reparameterize(cfg, checkpoint: str, out: str, out_config: str) -> None:
 def main() -> None:
     args = parse_args()
     out_config = args.out_config or osp.splitext(args.out)[0] + '.py'
+    check_outputs({'output checkpoint': args.out, 'output config': out_config},
+                  [args.config, args.checkpoint], args.force)
     reparameterize(load_config(args.config, args.cfg_options), args.checkpoint,
                    args.out, out_config)
     print(f'wrote {args.out} and {out_config}')

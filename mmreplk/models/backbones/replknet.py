@@ -6,6 +6,7 @@ formats"), so official and mmpretrain ImageNet weights load strictly (see
 :mod:`mmreplk.models.arch`.
 """
 import contextlib
+import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -131,7 +132,7 @@ class RepLKNet(BaseModule):
                  in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: float = 0.,
-                 small_kernel: Union[int, None, str] = FROM_ARCH,
+                 small_kernel: Optional[int] = FROM_ARCH,
                  dw_ratio: Optional[float] = None,
                  ffn_ratio: float = 4,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
@@ -188,8 +189,8 @@ class RepLKNet(BaseModule):
         return tuple(sorted(set(result)))
 
     def _build_layers(self) -> None:
-        s, c, dep = self.settings, self.channels, self.deploy
-        norm = dict(norm_cfg=self.norm_cfg, deploy=dep)
+        settings, c = self.settings, self.channels
+        norm = dict(norm_cfg=self.norm_cfg, deploy=self.deploy)
         self.stem = nn.ModuleList([
             ConvBN(self.in_channels, c[0], 3, stride=2, act=True, **norm),
             ConvBN(c[0], c[0], 3, groups=c[0], act=True, **norm),
@@ -203,9 +204,10 @@ class RepLKNet(BaseModule):
         for i, n in enumerate(self.layers):
             first = sum(self.layers[:i])
             self.stages.append(RepLKStage(
-                c[i], n, s['large_kernel_sizes'][i], s['small_kernel'],
-                s['dw_ratio'], self.ffn_ratio, dpr[first:first + n], self.norm_cfg,
-                s['norm_intermediate_features'], self.with_cp, dep, self.dwconv_impl))
+                c[i], n, settings['large_kernel_sizes'][i], settings['small_kernel'],
+                settings['dw_ratio'], self.ffn_ratio, dpr[first:first + n], self.norm_cfg,
+                settings['norm_intermediate_features'], self.with_cp, self.deploy,
+                self.dwconv_impl))
             if i < self.num_stages - 1:
                 self.transitions.append(nn.Sequential(
                     ConvBN(c[i], c[i + 1], 1, act=True, **norm),
@@ -336,7 +338,7 @@ class RepLKNet(BaseModule):
                              f'got {decay_type!r}')
         blocks = [2 * n for n in self.layers]  # a RepLK block and a ConvFFN per layer
         per_group = [4 if decay_type == 'layer_wise' else b for b in blocks]
-        groups = [-(-b // g) for b, g in zip(blocks, per_group)]
+        groups = [math.ceil(b / g) for b, g in zip(blocks, per_group)]
         num_layers = sum(groups) + 2
         if not param_name.startswith(prefix):
             return num_layers - 1, num_layers

@@ -1,6 +1,6 @@
 """torchrun, ending a failed run with one line that names the rank that failed first.
 
-``tools/dist_train.sh`` and ``tools/dist_test.sh`` run ``python tools/_launch.py
+``tools/dist_train.sh`` and ``tools/dist_test.sh`` run ``python -m mmreplk.apis.launch
 TORCHRUN_ARGS... SCRIPT ARGS...``: torchrun's own arguments and behaviour
 (``torch.distributed.run``). When a worker fails, torchrun stops the others on this
 node (SIGTERM, then SIGKILL after its shutdown grace: 30 s, or
@@ -8,7 +8,7 @@ node (SIGTERM, then SIGKILL after its shutdown grace: 30 s, or
 raises ``ChildFailedError``; instead of its traceback and table this prints, on stderr:
 
 * nothing more if the first failed worker exited with status 1: it said why itself (an
-  ``error:`` line from ``_common.run``, e.g. another rank stopped responding, or a
+  ``error:`` line from ``mmreplk.apis.cli.run``, e.g. another rank stopped responding, or a
   traceback);
 * else ``error: distributed run stopped: rank R (local rank L on HOST, pid P) was
   killed by SIGNAL`` (or ``exited with status N``), e.g. a worker killed by the

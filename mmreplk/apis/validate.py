@@ -1,6 +1,6 @@
 """Config checks run before a runner is built: a misspelt key or type anywhere in the
 config, a ``--cfg-options`` key that cannot take effect, a schedule that does not fit the
-training length. Tool logic (see ``_common``); nothing is built, so the checks take well
+training length. Nothing is built, so the checks take well
 under a second.
 
 * :func:`check_config_keys`: every ``type=`` dict the runner builds (model and its parts,
@@ -22,9 +22,12 @@ under a second.
   schedule that still does not fit (a decay that ends after training, a warm-up longer
   than it) is a :class:`ConfigError`.
 """
+import collections.abc
 import contextlib
 import difflib
 import inspect
+import re
+import typing
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
@@ -33,6 +36,12 @@ from mmengine.registry import Registry
 from mmengine.runner import Runner
 
 from mmreplk.errors import ConfigError
+from mmreplk.models.arch import resolve_arch
+from mmreplk.ops.dwconv import IMPLS
+
+#: A scheduler ``end`` at or above this runs to the end of training (mmengine's default
+#: ``end`` is ``INF = 1000000000``; configs write ``2**31`` or larger for 'no end').
+FOREVER = 10**9
 
 # The runner's own arguments; any other top-level name is a variable of the config file.
 RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {'self'}
@@ -128,11 +137,76 @@ def _all_names(registry: Registry) -> Iterator[str]:
         registry = registry.parent
 
 
+_BASIC = {int: 'an int', float: 'a number', bool: 'a bool', str: 'a string',
+          type(None): 'None'}
+
+
+def annotations(cls: Any) -> Dict[str, Any]:
+    """The annotated keyword arguments of ``cls`` (its ``__init__``, or the function),
+    through its base classes; annotations that cannot be resolved are left out."""
+    hints: Dict[str, Any] = {}
+    for klass in reversed(cls.__mro__ if inspect.isclass(cls) else [cls]):
+        init = klass.__init__ if inspect.isclass(klass) else klass
+        if inspect.isclass(klass) and '__init__' not in vars(klass):
+            continue
+        try:
+            hints.update({k: v for k, v in typing.get_type_hints(init).items()
+                          if k != 'return'})
+        except Exception:  # unresolvable forward references: not checked
+            continue
+    return hints
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (a config value) fits the annotation ``hint``: basic types,
+    unions, literals, sequences of them, and a plain value where a class goes (a
+    dict, where a class is built from it, always fits)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in (int, float) or hint is bool:
+        if isinstance(value, bool):
+            return hint is bool
+        return isinstance(value, int) if hint is int else (
+            isinstance(value, (int, float)) if hint is float else False)
+    if hint in (str, type(None)):
+        return isinstance(value, hint)
+    if origin is typing.Union:
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (tuple, list, collections.abc.Sequence) and args:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and Ellipsis not in args:
+            return len(value) == len(args) and all(map(_matches, value, args))
+        return all(_matches(v, args[0]) for v in value)
+    if inspect.isclass(hint) and isinstance(value, (str, int, float, list, tuple)):
+        return isinstance(value, hint)  # e.g. a string where a Tensor or dict goes
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _BASIC:
+        return _BASIC[hint]
+    if origin is typing.Union:
+        return ' or '.join(_describe(a) for a in args)
+    if origin is typing.Literal:
+        return 'one of ' + ', '.join(map(repr, args))
+    if origin in (tuple, list, collections.abc.Sequence):
+        return f'a sequence of {", ".join(_describe(a) for a in args if a is not Ellipsis)}'
+    return getattr(hint, '__name__', str(hint))
+
+
 def _check_dict(node: dict, path: str, registries: Sequence[Registry]) -> None:
     if 'type' in node:
         cls = _resolve(node['type'], path, registries)
         names, open_ended = accepted_arguments(cls)
+        hints = annotations(cls)
         for key in node:
+            if key in hints and not _matches(node[key], hints[key]):
+                raise ConfigError(f'config error: {path}.{key}={node[key]!r} is not '
+                                  f'{_describe(hints[key])} (an argument of '
+                                  f'{getattr(cls, "__name__", cls)})')
             if key.startswith('_') or key in _BUILDER_KEYS or key in names:
                 continue
             near = _close(key, names)
@@ -220,7 +294,7 @@ def _length(cfg: Config) -> Tuple[Optional[str], Optional[int]]:
 def _scaled(scheduler: dict, ratio: float) -> dict:
     out = dict(scheduler)
     for key in ('begin', 'end', 'T_max'):
-        if isinstance(out.get(key), (int, float)) and out[key] < 2**31:
+        if isinstance(out.get(key), (int, float)) and out[key] < FOREVER:
             out[key] = max(int(round(out[key] * ratio)), 1 if key != 'begin' else 0)
     if 'milestones' in out:
         out['milestones'] = [max(int(round(m * ratio)), 1) for m in out['milestones']]
@@ -244,8 +318,8 @@ def fit_schedule(cfg: Config, before: Optional[int], cfg_options: Optional[dict]
     fit the training length."""
     unit, length = _length(cfg)
     schedulers = cfg.get('param_scheduler')
-    if unit is None or not schedulers:
-        return
+    if unit is None or not schedulers or not _int(length) or length < 1:
+        return  # no length to fit, or a wrong one (check_values names it)
     schedulers = [schedulers] if isinstance(schedulers, dict) else list(schedulers)
     touched = any(k.startswith('param_scheduler') for k in cfg_options or {})
     if before and before != length and not touched:
@@ -263,13 +337,157 @@ def fit_schedule(cfg: Config, before: Optional[int], cfg_options: Optional[dict]
         if not _by_unit(s, unit):
             continue
         begin, end = s.get('begin', 0), s.get('end', 0)
-        if begin >= length or (end < 2**31 and end > length + 1):
+        if begin >= length or (end < FOREVER and end > length + 1):
             raise ConfigError(
                 f'config error: param_scheduler.{i} ({s["type"]}) runs from {begin} to '
                 f'{end} {unit} but training stops after {length}: set '
                 f'param_scheduler.{i}.end (and .begin) with --cfg-options, or change only '
                 f'train_cfg.max_{unit} and mmreplk rescales the schedule')
+    _check_schedule_reaches_the_end(schedulers, unit, length)
 
 
-__all__ = ['SECTIONS', 'accepted_arguments', 'check_cfg_options', 'check_config_keys', 'fit_schedule',
-           'training_length']
+def _ends_at_zero(scheduler: dict) -> bool:
+    """Whether the scheduler leaves the value at 0 after its end."""
+    kind = str(scheduler.get('type', ''))
+    if kind.startswith(('PolyLR', 'CosineAnnealingLR', 'PolyParamScheduler',
+                        'CosineAnnealingParamScheduler')):
+        return not scheduler.get('eta_min') and not scheduler.get('eta_min_ratio')
+    if kind.startswith('LinearLR'):
+        return scheduler.get('end_factor', 1.0) == 0
+    return False
+
+
+def _check_schedule_reaches_the_end(schedulers: List[dict], unit: str,
+                                    length: int) -> None:
+    """Raise :class:`ConfigError` if the schedule brings the lr to 0 before training
+    ends: every later iteration would train at lr 0."""
+    counted = [(i, s) for i, s in enumerate(schedulers) if _by_unit(s, unit)
+               and s.get('end', FOREVER) < FOREVER]
+    if not counted:
+        return
+    i, last = max(counted, key=lambda item: item[1]['end'])
+    if last['end'] < length and _ends_at_zero(last):
+        raise ConfigError(
+            f'config error: param_scheduler.{i} ({last["type"]}) brings the lr to 0 at '
+            f'{last["end"]} {unit} but training runs to {length}: the last '
+            f'{length - last["end"]} {unit} would train at lr 0; set '
+            f'param_scheduler.{i}.end={length}')
+
+
+def _backbone_channels(model: dict) -> Optional[List[int]]:
+    """The channels of each output of a RepLKNet backbone, in output order, or None for
+    another backbone (or an arch the model check reports itself)."""
+    backbone = model.get('backbone') or {}
+    if not str(backbone.get('type', '')).endswith('RepLKNet'):
+        return None
+    try:
+        channels = resolve_arch(backbone.get('arch', '31B'))['channels']
+        indices = backbone.get('out_indices', (0, 1, 2, 3))
+        indices = [indices] if isinstance(indices, int) else list(indices)
+        return [channels[i % len(channels)] for i in sorted({i % len(channels)
+                                                            for i in indices})]
+    except (ConfigError, TypeError, IndexError):
+        return None
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _expected(outputs: List[int], in_index: Any) -> Any:
+    if isinstance(in_index, (list, tuple)):
+        return [outputs[i] for i in in_index]
+    return outputs[in_index]
+
+
+def check_channels(cfg: Config) -> None:
+    """Raise :class:`ConfigError` if the heads' (mmseg) or the neck's (mmdet)
+    ``in_channels`` do not chain with a RepLKNet backbone's outputs (the first forward
+    would end in a shape mismatch deep inside torch)."""
+    model = cfg.get('model') or {}
+    outputs = _backbone_channels(model)
+    if outputs is None:
+        return
+    parts = [('neck', model.get('neck'))]
+    for name in ('decode_head', 'auxiliary_head'):
+        heads = model.get(name)
+        for i, head in enumerate(heads if isinstance(heads, list) else [heads]):
+            parts.append((f'{name}.{i}' if isinstance(heads, list) else name, head))
+    for name, part in parts:
+        if not isinstance(part, dict) or 'in_channels' not in part:
+            continue
+        given = part['in_channels']
+        try:
+            wanted = (_expected(outputs, part.get('in_index', -1)) if name != 'neck'
+                      else outputs)
+        except (IndexError, TypeError):
+            raise ConfigError(f'config error: model.{name}.in_index='
+                              f'{part.get("in_index")!r} names no output of the backbone '
+                              f'({len(outputs)} outputs)') from None
+        if _listed(given) != _listed(wanted):
+            raise ConfigError(f'config error: model.{name}.in_channels={given!r} but the '
+                              f'RepLKNet backbone gives {wanted!r} there (channels '
+                              f'{outputs} at its out_indices); set model.{name}.'
+                              f'in_channels={wanted!r}')
+
+
+#: Values a consumer needs in a range that no annotation says, checked on every config
+#: before the runner is built: (path pattern, test, what the value must be).
+_RANGES = [
+    (r'(train|val|test)_dataloader\.batch_size', lambda v: _int(v) and v >= 1,
+     'a whole number >= 1'),
+    (r'(train|val|test)_dataloader\.num_workers', lambda v: _int(v) and v >= 0,
+     'a whole number >= 0'),
+    (r'train_cfg\.(max_iters|max_epochs|val_interval|val_begin)',
+     lambda v: _int(v) and v >= 1, 'a whole number >= 1'),
+    (r'optim_wrapper(\.\w+)?\.optimizer\.(lr|weight_decay)', lambda v: _number(v) and v >= 0,
+     'a number >= 0'),
+    (r'.*\.(crop_size|size|scale|img_scale)(\.\d+)?', lambda v: _number(v) and v > 0,
+     'a positive number (or a pair of them)'),
+    (r'model\..*\.num_classes', lambda v: _int(v) and v >= 1, 'a whole number >= 1'),
+    (r'default_hooks\.\w+\.interval', lambda v: _int(v) and v != 0,
+     'a whole number other than 0'),
+    (r'model\.backbone\.dwconv_impl', lambda v: v is None or v in IMPLS,
+     f'None or one of {", ".join(IMPLS)}'),
+]
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[Tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f'{prefix}.{key}')
+    elif isinstance(node, (list, tuple)) and any(isinstance(v, (dict, list, tuple))
+                                                 for v in node):
+        for i, item in enumerate(node):
+            yield from _leaves(item, f'{prefix}.{i}')
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield f'{prefix}.{i}', item
+        yield prefix, node
+    else:
+        yield prefix, node
+
+
+def check_values(cfg: Config, sections: Sequence[str] = SECTIONS) -> None:
+    """Raise :class:`ConfigError` at the first value of ``sections`` outside the range
+    its consumer needs (:data:`_RANGES`: a batch size of 0, a negative crop, an lr given
+    as a string, ``val_interval=0``, ``max_iters=3.5``, an unknown ``dwconv_impl``)."""
+    for section in sections:
+        for path, value in _leaves(cfg.get(section), section):
+            for pattern, test, what in _RANGES:
+                if isinstance(value, (list, tuple)) or not re.fullmatch(pattern, path):
+                    continue
+                if not test(value):
+                    raise ConfigError(f'config error: {path}={value!r} must be {what}')
+
+
+__all__ = ['SECTIONS', 'accepted_arguments', 'annotations', 'check_cfg_options',
+           'check_channels', 'check_config_keys', 'check_values', 'fit_schedule', 'training_length']

@@ -1,6 +1,6 @@
 """The data check: what would otherwise stop training hours in (a missing or unreadable
 file, a label beyond the classes) or silently bend the metric (validation labels that the
-evaluation drops), found before the runner starts. Tool logic (see ``_common``).
+evaluation drops), found before the runner starts.
 
 Segmentation (mmseg datasets): every image has its label map and every label map its
 image; images and labels decode; label values are classes or the ignore index (after
@@ -21,12 +21,13 @@ from collections import defaultdict
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-from _common import dataset_cfgs
 from mmengine.config import Config
 from mmengine.utils import ProgressBar
 from PIL import Image
 
 from mmreplk.errors import DataError
+
+from .preflight import dataset_cfgs
 
 Problems = Dict[str, List[str]]
 SAMPLE = 20  # files decoded per split by the quick check

@@ -8,13 +8,13 @@ timeout, CPU start-up, and naming the rank that stopped when a run breaks.
 * :func:`init_cpu_distributed` starts the gloo group of a ``--launcher pytorch`` run
   without CUDA (mmengine's ``init_dist`` calls ``torch.cuda.set_device``) and wraps the
   model in ``mmreplk.CPUDistributedDataParallel``, which turns SyncBN into BN.
-* :func:`lost_rank_error`, called by ``_common.run`` when a run raises, turns a failed
+* :func:`lost_rank_error`, called by :func:`mmreplk.apis.cli.run` when a run raises, turns a failed
   collective operation (a timeout, a closed connection) into one line naming the ranks
   that did not take part (:class:`DistributedError`) instead of this rank's traceback:
   the ranks whose collective failed register in the job's rendezvous store
   (``MASTER_ADDR:MASTER_PORT``: torchrun's agent, or rank 0 under Slurm / MPI) and wait
   :data:`WINDOW` seconds for each other (:class:`RollCall`); the ranks missing then are
-  the stuck, stopped or dead ones. :func:`watch_ranks` (``_common.build_runner``)
+  the stuck, stopped or dead ones. :func:`watch_ranks` (:func:`mmreplk.apis.runner.build_runner`)
   prepares it once the process group exists.
 """
 import datetime
