@@ -206,7 +206,7 @@ def _seg_problems(cfg: Config, dataset: dict, scope: str, full: bool, show: bool
     try:
         infos = built.load_data_list()
     except (OSError, RecursionError) as e:  # a symlink loop, a folder without access
-        problems['unreadable data folders'].append(f'{img_dir} or {ann_dir} ({_why(e)})')
+        problems['unreadable data folders'].append(f'{img_dir} ({_why(e)})')
         return problems, 0, 0, []
     if not infos:
         problems['empty split: no image'].append(f'{img_dir} (*{built.img_suffix})')
