@@ -33,7 +33,8 @@ SEG = {
                (('images', 'annotations'), ('.jpg', '.png'))),
     'cityscapes': ('configs/upernet_replk31b_cityscapes.py', make_cityscapes,
                    {'train': 'leftImg8bit/train/*/*.png', 'val': 'leftImg8bit/val/*/*.png'},
-                   (('leftImg8bit', 'gtFine'), ('_gtFine.png', '_gtFine_labelTrainIds.png')))}
+                   (('leftImg8bit', 'gtFine'),
+                    ('_gtFine.png', '_gtFine_labelTrainIds.png')))}
 CLASSES = {'ade20k': 150, 'cityscapes': 19}
 COCO = 'configs/fcos_replk31b_coco.py'
 JSON = 'annotations/instances_train2017.json'
@@ -52,18 +53,25 @@ def _cfg(path: str, root: str, **options) -> Config:
     return cfg
 
 
-@functools.lru_cache()
-def _template(name: str) -> str:
-    """A good data set of each format, written once per session."""
-    root = osp.join(tempfile.mkdtemp(prefix='datacheck_'), name)
-    if name == 'coco':
-        from mmdet.datasets import CocoDataset
-        return make_coco(root, CocoDataset.METAINFO['classes'], 4, 2, 128)
-    return SEG[name][1](root, 4, 2, 64)
+@pytest.fixture(scope='module')
+def template(tmp_path_factory):
+    """``template(name)``: a good data set of each format, written once per module."""
+    roots = {}
+
+    def get(name: str) -> str:
+        if name not in roots:
+            root = str(tmp_path_factory.mktemp(name))
+            if name == 'coco':
+                from mmdet.datasets import CocoDataset
+                roots[name] = make_coco(root, CocoDataset.METAINFO['classes'], 4, 2, 128)
+            else:
+                roots[name] = SEG[name][1](root, 4, 2, 64)
+        return roots[name]
+    return get
 
 
-def _copy(name: str, into: str) -> str:
-    return shutil.copytree(_template(name), osp.join(into, name), symlinks=True)
+def _copy(template, name: str, into: str) -> str:
+    return shutil.copytree(template(name), osp.join(into, name), symlinks=True)
 
 
 def _pair(fmt: str, root: str, split: str, index: int):
@@ -84,8 +92,8 @@ def _lines(cfg: Config, splits) -> list:
 
 
 @pytest.mark.parametrize('fmt', [*SEG, 'coco'])
-def test_a_good_data_set_passes(fmt, tmp_path):
-    cfg = _cfg(SEG[fmt][0] if fmt in SEG else COCO, _template(fmt))
+def test_a_good_data_set_passes(fmt, template):
+    cfg = _cfg(SEG[fmt][0] if fmt in SEG else COCO, template(fmt))
     assert datacheck.check_data_sets(cfg, ['train', 'val']).startswith(
         'data check (quick): train 4 images (4 decoded), val 2 images (2 decoded), no '
         'problem')
@@ -113,10 +121,10 @@ SEG_CASES = [
 @pytest.mark.parametrize('fmt', SEG)
 @pytest.mark.parametrize('case', range(len(SEG_CASES)),
                          ids=[f'{c[0]}-{c[1]}' for c in SEG_CASES])
-def test_each_broken_segmentation_file_is_one_line(fmt, case, tmp_path):
+def test_each_broken_segmentation_file_is_one_line(fmt, case, template, tmp_path):
     target, corruption, kind, named = SEG_CASES[case]
     split = ('train', 'val')[case % 2]  # both splits, each file position
-    root = _copy(fmt, str(tmp_path))
+    root = _copy(template, fmt, str(tmp_path))
     files = dict(zip(('image', 'label'), _pair(fmt, root, split, case % 2)))
     CORRUPTIONS[corruption](files[target])
     line, = _lines(_cfg(SEG[fmt][0], root), [split])
@@ -124,24 +132,24 @@ def test_each_broken_segmentation_file_is_one_line(fmt, case, tmp_path):
 
 
 @pytest.mark.parametrize('fmt', SEG)
-def test_labels_beyond_the_model_head_are_one_line(fmt):
+def test_labels_beyond_the_model_head_are_one_line(fmt, template):
     """The data set's classes allow them, the head (decode_head.num_classes) not."""
-    cfg = _cfg(SEG[fmt][0], _template(fmt), **{'model.decode_head.num_classes': 1})
+    cfg = _cfg(SEG[fmt][0], template(fmt), **{'model.decode_head.num_classes': 1})
     line, = _lines(cfg, ['val'])
     assert line.startswith('val: 2 label maps with values beyond '
                            'model.decode_head.num_classes = 1 (ignore index 255): ')
 
 
-def test_a_folder_loop_is_one_line(tmp_path):
-    root = _copy('ade20k', str(tmp_path))
+def test_a_folder_loop_is_one_line(template, tmp_path):
+    root = _copy(template, 'ade20k', str(tmp_path))
     os.symlink('.', osp.join(root, 'images', 'training', 'loop'))
     line, = _lines(_cfg(SEG['ade20k'][0], root), ['train'])
     assert line.startswith('train: 1 unreadable data folders: ') and 'loop' in line
 
 
-def test_an_exif_turn_of_an_oblong_image_is_a_size_mismatch(tmp_path):
+def test_an_exif_turn_of_an_oblong_image_is_a_size_mismatch(template, tmp_path):
     """The loader turns the image (64x60 -> 60x64), not its label map."""
-    root = _copy('ade20k', str(tmp_path))
+    root = _copy(template, 'ade20k', str(tmp_path))
     image, label = _pair('ade20k', root, 'train', 0)
     for path in (image, label):
         CORRUPTIONS['smaller'](path)
@@ -166,8 +174,8 @@ def _training_loads(cfg: Config):
        damage=st.one_of(st.sampled_from(sorted(CORRUPTIONS)),
                         st.tuples(st.floats(0, 1), st.binary(min_size=1, max_size=32))))
 def test_whatever_segmentation_damage_the_check_passes_training_loads(
-        fmt, target, index, damage, tmp_path):
-    root = _copy(fmt, tempfile.mkdtemp(dir=tmp_path))
+        fmt, target, index, damage, template, tmp_path):
+    root = _copy(template, fmt, tempfile.mkdtemp(dir=tmp_path))
     path = _pair(fmt, root, 'train', index)[target]
     if isinstance(damage, str):
         CORRUPTIONS[damage](path)
@@ -241,10 +249,10 @@ COCO_CASES = [
      'annotations entries that are not objects'),
 ]
 #: (file: the first image or the annotation file, corruption, the problem's line)
-COCO_FILES = [('train2017/000000000001.jpg', 'truncated', 'files LoadImageFromFile fails on'),
-              ('train2017/000000000001.jpg', 'not an image',
-               'files LoadImageFromFile fails on'),
-              ('train2017/000000000001.jpg', 'symlink loop', 'listed images missing'),
+IMAGE = 'train2017/000000000001.jpg'
+COCO_FILES = [(IMAGE, 'truncated', 'files LoadImageFromFile fails on'),
+              (IMAGE, 'not an image', 'files LoadImageFromFile fails on'),
+              (IMAGE, 'symlink loop', 'listed images missing'),
               (JSON, 'truncated', 'unreadable annotation file'),
               (JSON, 'empty', 'unreadable annotation file'),
               (JSON, 'symlink loop', 'unreadable annotation file')]
@@ -259,25 +267,25 @@ def _rewrite_json(root: str, change) -> str:
 
 
 @pytest.mark.parametrize('case', range(len(COCO_CASES)), ids=[c[0] for c in COCO_CASES])
-def test_each_broken_coco_annotation_is_one_line(case, tmp_path):
+def test_each_broken_coco_annotation_is_one_line(case, template, tmp_path):
     _, change, kind = COCO_CASES[case]
-    root = _copy('coco', str(tmp_path))
+    root = _copy(template, 'coco', str(tmp_path))
     path = _rewrite_json(root, change)
     line, = _lines(_cfg(COCO, root), ['train'])
-    named = osp.join(root, 'train2017', '000000000001.jpg') if 'sizes' in kind else path
+    named = osp.join(root, IMAGE) if 'sizes' in kind else path
     assert line.startswith(f'train: 1 {kind}') and named in line
 
 
 @pytest.mark.parametrize('name,corruption,kind', COCO_FILES)
-def test_each_broken_coco_file_is_one_line(name, corruption, kind, tmp_path):
-    root = _copy('coco', str(tmp_path))
+def test_each_broken_coco_file_is_one_line(name, corruption, kind, template, tmp_path):
+    root = _copy(template, 'coco', str(tmp_path))
     CORRUPTIONS[corruption](osp.join(root, name))
     line, = _lines(_cfg(COCO, root), ['train'])
     assert line.startswith(f'train: 1 {kind}: {osp.join(root, name)}')
 
 
-def test_coco_classes_beyond_the_model_head_are_one_line():
-    cfg = _cfg(COCO, _template('coco'), **{'model.bbox_head.num_classes': 1})
+def test_coco_classes_beyond_the_model_head_are_one_line(template):
+    cfg = _cfg(COCO, template('coco'), **{'model.bbox_head.num_classes': 1})
     line, = _lines(cfg, ['train'])
     assert line.startswith('train: ') and 'annotations of classes beyond ' \
         'model.bbox_head.num_classes = 1: ' in line and '(class ' in line
@@ -292,9 +300,9 @@ def test_the_fewest_classes_of_every_head_count():
                                                   ' = 7')
 
 
-def test_zero_size_boxes_are_counted_in_the_summary(tmp_path):
+def test_zero_size_boxes_are_counted_in_the_summary(template, tmp_path):
     """COCO's own train2017 has boxes of height 0: valid, skipped by mmdet, said."""
-    root = _copy('coco', str(tmp_path))
+    root = _copy(template, 'coco', str(tmp_path))
     _rewrite_json(root, _entry('annotations', 0, bbox=[10, 10, 5, 0], area=0))
     assert 'train 4 images (4 decoded; 1 boxes the data set skips (under 1 pixel or of ' \
         'area 0))' in datacheck.check_data_sets(_cfg(COCO, root), ['train'])
@@ -311,13 +319,14 @@ FIELDS = ['area', 'bbox', 'category_id', 'file_name', 'height', 'id', 'ignore', 
 
 
 @SETTINGS
-@given(section=st.sampled_from(['annotations', 'categories', 'images']), index=st.integers(0, 3),
+@given(section=st.sampled_from(['annotations', 'categories', 'images']),
+       index=st.integers(0, 3),
        field=st.sampled_from(FIELDS), value=st.one_of(st.just('<deleted>'), JSON_VALUES))
 def test_whatever_coco_change_the_check_passes_training_loads_unless_said(
-        section, index, field, value, tmp_path):
+        section, index, field, value, template, tmp_path):
     """Nothing escapes but a DataError naming the annotation file; what passes loads
     through the whole training pipeline, every annotation kept or counted as skipped."""
-    root = _copy('coco', tempfile.mkdtemp(dir=tmp_path))
+    root = _copy(template, 'coco', tempfile.mkdtemp(dir=tmp_path))
 
     def change(coco):
         entry = coco[section][index % len(coco[section])]

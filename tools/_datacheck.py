@@ -15,16 +15,16 @@ what training sees, EXIF orientation included. Then:
   model's heads (``num_classes``) or the ignore index;
 * COCO (mmdet): the annotation file is JSON with the fields mmdet reads, of the right
   types (:data:`COCO_FIELDS`), ids unique; every listed image exists and decodes at its
-  listed size; boxes have a positive size and lie inside their image; category ids are
-  declared and their classes below the model's heads' ``num_classes``.
+  listed size; boxes have no negative size and lie inside their image (zero-size ones,
+  which the data set skips, are counted in the summary); category ids are declared and
+  their classes below the model's heads' ``num_classes``.
 
-A loader that raises on a sample (a truncated or unreadable file, an RGB label where a
-transform expects one channel) is a problem of that file, reported with the loader's
-message. The quick check (train.py and test.py run it unless ``--no-data-check``) pairs
-and counts all files but decodes a bounded sample; the full one
-(``tools/analysis_tools/check_dataset.py --full``) decodes everything with a progress
-bar. Problems come back as one :class:`DataError` with one line per kind, its count and
-the first paths.
+A loader that raises on a sample (a truncated, empty or unreadable file) is a problem
+of that file, reported with the loader's message. The quick check (train.py and test.py
+run it unless ``--no-data-check``) pairs and counts all files but decodes a bounded
+sample, and says how many; the full one (``tools/analysis_tools/check_dataset.py
+--full``) decodes everything with a progress bar. Problems come back as one
+:class:`DataError` with one line per kind, its count and the first paths.
 """
 import contextlib
 import copy
@@ -375,7 +375,8 @@ def check_data_sets(cfg: Config, splits: Sequence[str], full: bool = False,
             continue
         check = _coco_problems if 'Coco' in str(dataset.get('type')) else _seg_problems
         problems, files, decoded, notes = check(cfg, dataset, scope, full, progress)
-        summary.append(f'{split} {files} images ({"; ".join([f"{decoded} decoded"] + notes)})')
+        said = '; '.join([f'{decoded} decoded'] + notes)
+        summary.append(f'{split} {files} images ({said})')
         for kind, items in problems.items():
             more = f', ... (+{len(items) - 3})' if len(items) > 3 else ''
             lines.append(f'{split}: {len(items)} {kind}: {"; ".join(items[:3])}{more}')
