@@ -342,7 +342,10 @@ def test_whatever_coco_change_the_check_passes_training_loads_unless_said(
         assert path in str(e) or osp.join(root, 'train2017') in str(e), str(e)
         return
     dataset, _ = _training_loads(cfg)
-    kept = sum(len(dataset.get_data_info(i)['instances']) for i in range(len(dataset)))
+    labels = [instance['bbox_label'] for i in range(len(dataset))
+              for instance in dataset.get_data_info(i)['instances']]
+    assert all(0 <= label < cfg.model.bbox_head.num_classes for label in labels)
+    kept = len(labels)
     told = sum(int(n) for n in re.findall(r'(\d+) (?:boxes|annotations) ', summary))
     raw = [a for a in json.load(open(path))['annotations'] if not a.get('ignore')]
     assert kept + told == len(raw), summary
