@@ -239,6 +239,10 @@ COCO_CASES = [
      'annotations of unlisted images'),
     ('box outside', _entry('annotations', 0, bbox=[100, 100, 60, 10]),
      'boxes outside their image'),
+    ('a 400-digit box width', _entry('annotations', 0, bbox=[1.5, 1, 10**400, 5]),
+     'annotations with a bad "bbox"'),
+    ('a 400-digit image width', _entry('images', 0, width=10**400),
+     'image sizes differ from the annotation file'),
     ('listed size differs', _entry('images', 0, width=200),
      'image sizes differ from the annotation file'),
     ('annotations not a list', lambda coco: coco.update(annotations={}),
@@ -309,7 +313,8 @@ def test_zero_size_boxes_are_counted_in_the_summary(template, tmp_path):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 300) | st.floats() | st.text(max_size=4),
+    st.none() | st.booleans() | st.integers(-3, 300) | st.integers() | st.floats()
+    | st.text(max_size=4),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=3),
                                                                 inner, max_size=2),
     max_leaves=6)

@@ -59,8 +59,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 def _is_box(value: Any) -> bool:
@@ -274,7 +278,8 @@ def _coco_entries(coco: Any, ann_file: str, problems: Problems) -> bool:
                     f'entry {i} ({entry!r:.40})')
                 clean = False
                 continue
-            where = f'{entry_name} {entry.get("id", f"at {i}")!r:.40}'
+            where = (f'{entry_name} {entry["id"]!r:.40}' if 'id' in entry else
+                     f'{entry_name} at index {i}')
             for field, (test, what) in fields.items():
                 if not test(entry.get(field)):
                     got = repr(entry[field])[:40] if field in entry else 'missing'
