@@ -1,6 +1,7 @@
-"""The data check (tools/_datacheck.py): each kind of broken data set is one line with
+"""The data check (mmreplk.apis.datacheck): each kind of broken data set is one line with
 its count and first paths, before training; the quick check decodes a sample, --full
-everything; train.py runs it unless --no-data-check."""
+everything; train.py runs it unless --no-data-check. The cases by format and corruption
+are generated in test_datacheck_cases.py."""
 import copy
 import functools
 import json
@@ -14,7 +15,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from mmreplk.errors import DataError, DataNotFoundError
-from mmreplk.testing.synthetic import make_ade20k, make_coco
+from mmreplk.testing.synthetic import CORRUPTIONS, make_ade20k, make_coco
 
 from mmreplk.apis import datacheck
 ADE = 'configs/upernet_replk31b_ade20k.py'
@@ -43,12 +44,6 @@ def _problems(cfg, splits=('train', ), full=True) -> list:
     return [line.strip() for line in str(info.value).splitlines()[1:]]
 
 
-def test_a_good_data_set_passes_with_a_summary(ade):
-    summary = datacheck.check_data_sets(_cfg(ADE, ade), ['train', 'val'])
-    assert summary.startswith('data check (quick): train 4 images (4 decoded), val 2 '
-                              'images (2 decoded), no problem, ')
-
-
 def test_each_kind_of_broken_segmentation_data_is_one_line(ade):
     img, ann = os.path.join(ade, 'images', 'training'), os.path.join(
         ade, 'annotations', 'training')
@@ -66,10 +61,11 @@ def test_each_kind_of_broken_segmentation_data_is_one_line(ade):
     lines = _problems(_cfg(ADE, ade))
     assert [line.split(':')[1].strip() for line in lines] == [
         '1 images without a label map', '1 label maps without an image',
-        '1 unreadable images', '1 unreadable label maps', '1 label and image sizes differ',
-        '1 label maps with values beyond the 150 classes (ignore index 255)']
+        '1 files LoadImageFromFile fails on', '1 files LoadAnnotations fails on',
+        '1 label and image sizes differ (as the pipeline decodes them)',
+        "1 label maps with values beyond the data set's 150 classes (ignore index 255)"]
     assert names[0] in lines[0] and 'stray.png' in lines[1]
-    assert 'truncated' in lines[2] and '[199]' in lines[5]
+    assert names[1] in lines[2] and '[199]' in lines[5]
 
 
 def test_validation_labels_beyond_the_classes_are_counted(ade):
@@ -80,8 +76,8 @@ def test_validation_labels_beyond_the_classes_are_counted(ade):
         values[:2, :2] = 180
         Image.fromarray(values).save(os.path.join(ann, name))
     line, = _problems(_cfg(ADE, ade), ('val', ), full=False)
-    assert line.startswith('val: 2 label maps with values beyond the 150 classes (ignore '
-                           'index 255): ') and line.endswith('([179])')
+    assert line.startswith("val: 2 label maps with values beyond the data set's 150 "
+                           'classes (ignore index 255): ') and line.endswith('([179])')
 
 
 def test_a_class_subset_maps_the_other_classes_to_ignore(ade):
@@ -94,7 +90,8 @@ def test_a_class_subset_maps_the_other_classes_to_ignore(ade):
         values[:2, :2] = value
         Image.fromarray(values).save(os.path.join(ann, name))
     line, = _problems(_cfg('configs/demo_upernet_replk-tiny_synthetic.py', ade), ('val', ))
-    assert line.startswith('val: 1 label maps with values beyond the 5 classes') and \
+    assert line.startswith("val: 1 label maps with values beyond the data set's 5 "
+                           'classes') and \
         second in line and line.endswith('([199])')
 
 
@@ -103,9 +100,15 @@ def test_an_empty_split_and_the_quick_sample(ade, monkeypatch):
         os.remove(os.path.join(ade, 'images', 'validation', name))
     assert _problems(_cfg(ADE, ade), ('val', )) == [
         f'val: 1 empty split: no image: {os.path.join(ade, "images/validation")} (*.jpg)']
+    # a truncated file after the first few: the quick line says how many it decoded,
+    # --full decodes (and finds) them all
+    CORRUPTIONS['truncated'](os.path.join(ade, 'images', 'training', sorted(
+        os.listdir(os.path.join(ade, 'images', 'training')))[3]))
     monkeypatch.setattr(datacheck, 'SAMPLE', 2)
     assert 'train 4 images (2 decoded)' in datacheck.check_data_sets(_cfg(ADE, ade),
                                                                      ['train'])
+    line, = _problems(_cfg(ADE, ade), ('train', ), full=True)
+    assert line.startswith('train: 1 files LoadImageFromFile fails on')
 
 
 def test_each_kind_of_broken_coco_data_is_one_line(tmp_path):
@@ -119,7 +122,8 @@ def test_each_kind_of_broken_coco_data_is_one_line(tmp_path):
     json.dump(coco, open(path, 'w'))
     lines = _problems(_cfg(COCO, root))
     assert [line.split(':')[1].strip() for line in lines] == [
-        '1 listed images missing', '1 boxes outside their image', '1 unknown category ids']
+        '1 listed images missing', f'1 boxes outside their image in {path}',
+        f'1 unknown category ids in {path}']
     open(path, 'w').write('{"images": [')
     line, = _problems(_cfg(COCO, root))
     assert line.startswith(f'train: 1 unreadable annotation file: {path} (JSONDecodeError')

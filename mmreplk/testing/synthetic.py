@@ -13,17 +13,21 @@ are written as
 * COCO (``{train,val}2017/*.jpg`` + ``annotations/instances_*.json`` with
   boxes and polygon masks; the shapes use the first four categories).
 
+:data:`CORRUPTIONS` breaks one file of such a set the ways users' files break (for the
+data check's tests).
+
 Used by the tests, ``tools/demo.py`` and ``tools/analysis_tools/analyze_erf.py``; only
-numpy, OpenCV and json.
+numpy, OpenCV, Pillow (EXIF tags) and json.
 """
 import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+from PIL import Image
 
 # (colour BGR, texture) per foreground class; class 0 is the background.
 _STYLES = [((40, 160, 40), 'stripes'), ((30, 30, 200), 'dots'),
@@ -240,3 +244,64 @@ def majority_miou(root: str, num_classes: int) -> float:
                               minlength=256)
     counts = counts[1:num_classes + 1]
     return 100.0 * counts.max() / counts.sum() / np.count_nonzero(counts)
+
+
+# --------------------------------------------------------------------------- corruption
+def _rewrite(path: str, change: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Decode ``path`` as stored (no EXIF turn), change the array, encode it back in
+    the same format."""
+    cv2.imwrite(path, change(cv2.imread(path, cv2.IMREAD_UNCHANGED)))
+
+
+def _keep_part(path: str, fraction: float) -> None:
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:int(len(data) * fraction)])
+
+
+def _set_value(value: int) -> Callable[[np.ndarray], np.ndarray]:
+    def change(array: np.ndarray) -> np.ndarray:
+        array = array.copy()
+        array[array.shape[0] // 2, array.shape[1] // 2] = value
+        return array
+    return change
+
+
+def _orientation(value: int) -> Callable[[str], None]:
+    def write(path: str) -> None:
+        with Image.open(path) as image:
+            exif = image.getexif()
+            exif[0x0112] = value  # EXIF orientation: 3 = turned 180, 6 = turned 90
+            image.save(path, exif=exif, quality=95)
+    return write
+
+
+def _loop(path: str) -> None:
+    os.remove(path)
+    os.symlink(osp.basename(path), path)  # a link to itself
+
+
+def _write(text: str) -> Callable[[str], None]:
+    def write(path: str) -> None:
+        with open(path, 'w') as f:
+            f.write(text)
+    return write
+
+
+#: Ways one image or label file breaks: name -> function(path) changing the file in
+#: place. ``value <n>`` sets one pixel of a label map to n (for values beyond the
+#: classes); ``exif <n>`` gives a JPEG the EXIF orientation n, pixels unchanged.
+CORRUPTIONS: Dict[str, Callable[[str], None]] = {
+    'truncated': lambda path: _keep_part(path, 0.6),
+    'empty': _write(''),
+    'not an image': _write('<html>not found</html>'),
+    'symlink loop': _loop,
+    'three channels': lambda path: _rewrite(
+        path, lambda a: np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a),
+    'smaller': lambda path: _rewrite(path, lambda a: a[:-4]),
+    'value 100': lambda path: _rewrite(path, _set_value(100)),
+    'value 200': lambda path: _rewrite(path, _set_value(200)),
+    'exif 3': _orientation(3),
+    'exif 6': _orientation(6),
+}

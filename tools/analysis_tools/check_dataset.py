@@ -5,12 +5,19 @@ Examples::
     python tools/analysis_tools/check_dataset.py configs/upernet_replk31b_ade20k.py
     python tools/analysis_tools/check_dataset.py configs/cascade_mask_rcnn_replk31b_coco.py --split val --full
 
-Segmentation: images and label maps pair up, decode, agree in size, and hold only class
-values or the ignore index; COCO: the annotation file reads, its images exist and agree
-in size, boxes lie inside their image, category ids are known; no split is empty. The
-quick check (the default, what train.py and test.py run) pairs and counts every file and
-decodes a sample; ``--full`` decodes everything, with a progress bar. Problems: one line
-per kind with the count and the first paths, exit status 1.
+Each sample is decoded as training decodes it: by the loading transforms of the split's
+own pipeline (``LoadImageFromFile``, ``LoadAnnotations``, with their arguments; EXIF
+orientation, ``reduce_zero_label`` and a class subset's label map included).
+Segmentation: images and label maps pair up and load; label maps are one channel, of
+their image's size and orientation, with values below the classes of the data set and
+of the model's heads (``num_classes``) or the ignore index. COCO: the annotation file
+has the fields mmdet reads, of the right types, unique ids; its images exist, load and
+agree in size; boxes are not negative and lie inside their image; category ids are
+declared and their classes below the heads' ``num_classes``; zero-size boxes the data
+set skips are counted in the summary. No split is empty. The quick check (the default,
+what train.py and test.py run) pairs and counts every file and decodes a sample (the
+summary says how many); ``--full`` decodes everything, with a progress bar. Problems:
+one line per kind with the count and the first paths, exit status 1.
 """
 import argparse
 
