@@ -94,8 +94,8 @@ def test_mmengine_paths_load_safely(hostile, monkeypatch):
 def test_tools_load_safely(hostile, tmp_path):
     convert = import_tool('model_converters/convert_checkpoint.py')
     _refused(hostile, lambda: convert.convert(hostile.path, str(tmp_path / 'out.pth')))
-    erf = import_tool('analysis_tools/analyze_erf.py')
-    _refused(hostile, lambda: erf.load_backbone_weights(torch.nn.Linear(1, 1),
+    from mmreplk.analysis.erf_models import load_backbone_weights
+    _refused(hostile, lambda: load_backbone_weights(torch.nn.Linear(1, 1),
                                                         hostile.path))
     demo = load_config(str(ROOT / LEARN_CONFIG))
     reparameterize = import_tool('model_converters/reparameterize.py')

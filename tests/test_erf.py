@@ -1,4 +1,4 @@
-"""Effective receptive field: library (mmreplk.analysis.erf) and
+"""Effective receptive field: library (mmreplk.analysis.erf, erf_models) and
 tools/analysis_tools/analyze_erf.py."""
 import json
 import os
@@ -13,6 +13,7 @@ from conftest import TINY_ARCH, import_tool
 from mmreplk.analysis.erf import (area_ratio, area_ratios, compute_erf,
                                   input_gradient_map, list_images, load_image,
                                   normalize_erf)
+from mmreplk.analysis import erf_models
 from mmreplk.errors import CheckpointError, DataNotFoundError
 from mmreplk.testing.synthetic import write_images
 
@@ -197,7 +198,7 @@ def test_analyze_erf_tool(tmp_path, capsys):
         vals = [ratios[str(t)] for t in (0.2, 0.3, 0.5, 0.99)]
         assert all(0 < v <= 1 for v in vals) and vals == sorted(vals), name
         # the printed numbers are the library's, on the saved map
-        erf = np.load(osp.join(out, f'erf_{analyze_erf._safe(name)}.npy'))
+        erf = np.load(osp.join(out, f'erf_{erf_models._safe(name)}.npy'))
         assert vals[-1] == pytest.approx(area_ratio(erf, 0.99)[0])
     # the comparison mode re-reads saved maps
     res2 = analyze_erf.main(['--compare'] + [osp.join(out, f) for f in npys] +
@@ -209,30 +210,29 @@ def test_analyze_erf_tool(tmp_path, capsys):
 def test_load_backbone_weights(tmp_path):
     """--checkpoint: RepLKNet files through the format converter, other backbones through
     mmengine's loader (prefixes removed, head keys ignored, missing keys an error)."""
-    analyze_erf = import_tool(ERF_TOOL)
-    src = analyze_erf.build_replknet(TINY_ARCH)
+    src = erf_models.build_replknet(TINY_ARCH)
     for p in src.state_dict().values():
         if p.is_floating_point():
             p.copy_(torch.randn_like(p).abs())
     path = str(tmp_path / 'replk.pth')
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}},
                path)
-    dst = analyze_erf.build_replknet(TINY_ARCH)
-    analyze_erf.load_backbone_weights(dst, path)
+    dst = erf_models.build_replknet(TINY_ARCH)
+    erf_models.load_backbone_weights(dst, path)
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
 
-    res = analyze_erf.build_resnet(18)
+    res = erf_models.build_resnet(18)
     sd = {f'module.backbone.{k}': torch.randn_like(v.float()).to(v.dtype)
           for k, v in res.state_dict().items()}
     sd['module.fc.weight'] = torch.zeros(10, 512)
     torch.save({'state_dict': sd}, str(tmp_path / 'r18.pth'))
-    res2 = analyze_erf.build_resnet(18)
-    analyze_erf.load_backbone_weights(res2, str(tmp_path / 'r18.pth'))
+    res2 = erf_models.build_resnet(18)
+    erf_models.load_backbone_weights(res2, str(tmp_path / 'r18.pth'))
     prefix = len('module.backbone.')
     assert all(torch.equal(res2.state_dict()[k[prefix:]], v) for k, v in sd.items()
                if k != 'module.fc.weight')
     del sd['module.backbone.conv1.weight']
     torch.save(sd, str(tmp_path / 'bad.pth'))
     with pytest.raises(CheckpointError, match=r'1 weights .* not in .*conv1\.weight'):
-        analyze_erf.load_backbone_weights(res2, str(tmp_path / 'bad.pth'))
+        erf_models.load_backbone_weights(res2, str(tmp_path / 'bad.pth'))

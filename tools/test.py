@@ -11,16 +11,13 @@ raw results (mmdet). The checkpoint must match the model (mmseg and mmdet load i
 non-strictly and evaluate whatever loaded); ``--non-strict`` restores their behaviour.
 """
 import argparse
-import copy
-import os.path as osp
 
-from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 
 from mmreplk.apis import (add_force, build_runner, check_checkpoint, check_data,
-                          check_data_sets, check_outputs, host_scope, load_run_config,
+                          check_data_sets, host_scope, load_run_config,
                           parse_runner_args, run)
-from mmreplk.errors import ConfigError
+from mmreplk.apis.evaluation import check_out, enable_tta, enable_visualization
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,67 +45,12 @@ def parse_args() -> argparse.Namespace:
     return parse_runner_args(parser)
 
 
-def enable_visualization(cfg: ConfigDict, args: argparse.Namespace,
-                         scope: str) -> None:
-    """Turn the visualization hook on for --show / --show-dir."""
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
-        raise ConfigError('--show/--show-dir need default_hooks.visualization '
-                          'in the config')
-    hook['draw'] = True
-    if args.show:
-        hook['show'] = True
-        hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        if scope == 'mmseg':
-            cfg.visualizer['save_dir'] = args.show_dir
-        else:
-            hook['test_out_dir'] = args.show_dir
-
-
-def enable_tta(cfg: ConfigDict, scope: str) -> None:
-    """Wrap the model in the config's TTA model and use its TTA pipeline.
-
-    mmdet configs without ``tta_model`` / ``tta_pipeline`` get a horizontal
-    flip TTA built from their test pipeline, as mmdet's own test tool does.
-    """
-    if scope == 'mmdet':
-        cfg.setdefault(
-            'tta_model',
-            dict(
-                type='DetTTAModel',
-                tta_cfg=dict(
-                    nms=dict(type='nms', iou_threshold=0.5),
-                    max_per_img=100)))
-        if 'tta_pipeline' not in cfg:
-            dataset = cfg.test_dataloader.dataset
-            while 'dataset' in dataset:
-                dataset = dataset['dataset']
-            pipeline = copy.deepcopy(dataset.pipeline)
-            pipeline[-1] = dict(
-                type='TestTimeAug',
-                transforms=[[
-                    dict(type='RandomFlip', prob=1.),
-                    dict(type='RandomFlip', prob=0.)
-                ], [
-                    dict(
-                        type='PackDetInputs',
-                        meta_keys=('img_id', 'img_path', 'ori_shape',
-                                   'img_shape', 'scale_factor', 'flip',
-                                   'flip_direction'))
-                ]])
-            cfg.tta_pipeline = pipeline
-    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise ConfigError('--tta needs tta_model and tta_pipeline in the config')
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
-
-
 def main() -> None:
     args = parse_args()
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
     scope = host_scope(cfg)
+    check_out(args.out, scope, [args.config, args.checkpoint], args.force)
     check_checkpoint(args.checkpoint, 'checkpoint')
     check_data(cfg, ('test', ))
     if not args.no_data_check:
@@ -125,15 +67,6 @@ def main() -> None:
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    if args.out is not None and scope == 'mmdet':
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ConfigError(f'--out must be a .pkl or .pickle file for mmdet, '
-                              f'got {args.out}')
-        check_outputs({'--out file': args.out}, [args.config, args.checkpoint],
-                      args.force)
-    elif args.out is not None and osp.isfile(args.out):
-        raise ConfigError(f'--out {args.out} is a file: mmseg writes the predicted maps '
-                          'into a folder')
 
     runner = build_runner(cfg, strict=not args.non_strict)
     if args.out is not None and scope == 'mmdet':

@@ -13,7 +13,7 @@ import gc
 import statistics
 import time
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -233,7 +233,55 @@ def dwconv_time_share(model: nn.Module, batch: int, shape: Sequence[int],
                 median_s=statistics.median(totals))
 
 
+Row = Dict[str, Any]
+
+
+def speed_ratios(rows: List[Row], modes: Sequence[str]) -> List[Tuple[str, float]]:
+    """Throughput ratios measured in the same run: every RepLKNet row against Swin-B
+    (when measured), and the fast depthwise path against the stock one."""
+    ratios = []
+    for mode in modes:
+        ref = [r for r in rows if r['mode'] == mode and r['model'].startswith('Swin')]
+        for r in rows:
+            if r['mode'] != mode or r['model'].startswith('Swin'):
+                continue
+            tag = f'{r["model"]} {r["form"]}/{r["dwconv"]} {mode}'
+            if ref:
+                ratios.append((f'{tag} vs Swin-B',
+                               r['images_per_s'] / ref[0]['images_per_s']))
+            if r['dwconv'] == 'fast':
+                stock = [s for s in rows if s['mode'] == mode and s['dwconv'] == 'stock'
+                         and s['form'] == r['form'] and s['model'] == r['model']]
+                if stock:
+                    ratios.append((f'{tag} vs stock',
+                                   r['images_per_s'] / stock[0]['images_per_s']))
+    return ratios
+
+
+def format_report(rows: List[Row], ratios: List[Tuple[str, float]],
+                  shares: List[Row]) -> str:
+    """The timing table, the speed ratios and the depthwise convs' share, as text."""
+    wid = max([len(r['model']) for r in rows] + [5]) + 2
+    header = (f'{"model":<{wid}}{"form":<8}{"dwconv":<8}{"mode":<7}{"ms/iter":>10}'
+              f'{"min ms":>9}{"images/s":>10}{"peak MB":>9}')
+    lines = [header, '-' * len(header)]
+    for r in rows:
+        mem = '   n/a' if r['peak_mem_mb'] is None else f'{r["peak_mem_mb"]:8.0f}'
+        lines.append(f'{r["model"]:<{wid}}{r["form"]:<8}{r["dwconv"]:<8}{r["mode"]:<7}'
+                     f'{1000 * r["median_s"]:>10.1f}{1000 * r["min_s"]:>9.1f}'
+                     f'{r["images_per_s"]:>10.2f}{mem:>9}')
+    if ratios:
+        lines.append('speed ratios (throughput / throughput):')
+        lines += [f'  {tag:<58}{v:6.2f}x' for tag, v in ratios]
+    if shares:
+        lines.append('share of inference time in large-kernel depthwise convs:')
+        lines += [f'  {s["model"]} {s["form"]}/{s["dwconv"]}: {100 * s["share"]:.1f}% '
+                  f'({s["num_convs"]} convs, {1000 * s["median_s"]:.1f} ms/forward)'
+                  for s in shares]
+    return '\n'.join(lines)
+
+
 __all__ = [
     'build_swin_b', 'large_kernel_convs', 'PeakMemory', 'time_iterations', 'make_step',
-    'benchmark', 'dwconv_time_share'
+    'benchmark', 'dwconv_time_share', 'format_report', 'speed_ratios'
 ]

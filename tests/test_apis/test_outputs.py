@@ -8,6 +8,7 @@ import torch
 from conftest import TINY_ARCH, import_tool
 
 from mmreplk.apis import check_outputs
+from mmreplk.apis.evaluation import check_out
 from mmreplk.errors import ConfigError
 from mmreplk.models import RepLKNet
 
@@ -92,3 +93,27 @@ def test_tools_never_write_over_their_inputs(tmp_path, monkeypatch, capsys, tool
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'is also an input of this run' in err, err
     assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize('scope, out, message', [
+    ('mmdet', 'results.json', 'must be a .pkl or .pickle file'),
+    ('mmdet', '{ckpt}', 'must be a .pkl'),
+    ('mmdet', '{pkl}', 'exists; pass --force'),
+    ('mmseg', 'results.pkl', 'names a file: mmseg writes the predicted maps into a folder'),
+    ('mmseg', '{pkl}', 'names a file'),
+    ('mmseg', 'maps', None),
+    ('mmdet', 'new.pkl', None),
+])
+def test_test_py_out(tmp_path, scope, out, message):
+    """tools/test.py --out (mmreplk.apis.evaluation.check_out): mmdet's results file,
+    mmseg's folder of maps."""
+    from mmreplk.apis.evaluation import check_out
+    ckpt, pkl = tmp_path / 'c.pth', tmp_path / 'old.pkl'
+    ckpt.write_bytes(b'x')
+    pkl.write_bytes(b'x')
+    out = out.format(ckpt=ckpt, pkl=pkl)
+    if message is None:
+        check_out(out, scope, [str(ckpt)], False)
+    else:
+        with pytest.raises(ConfigError, match=message):
+            check_out(out, scope, [str(ckpt)], False)

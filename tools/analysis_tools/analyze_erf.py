@@ -20,20 +20,14 @@ import argparse
 import json
 import os
 import os.path as osp
-import re
-
-import numpy as np
 
 from mmreplk.analysis.complexity import build_from_config
-from mmreplk.analysis.erf import (DEFAULT_THRESHOLDS, area_ratios, compute_erf,
-                                  format_ratios, list_images, plot_erf_comparison,
-                                  save_heatmap)
+from mmreplk.analysis.erf import DEFAULT_THRESHOLDS, list_images
+from mmreplk.analysis.erf_models import (analyse, build_replknet, build_resnet,
+                                         compare_saved)
 from mmreplk.apis import (add_model_args, load_config, non_negative_int, positive_int,
                           run)
-from mmreplk.errors import CheckpointError, ConfigError
-
-# what surrounds a backbone's keys in mmengine / mmseg / mmdet / DDP checkpoints
-REVISE_KEYS = [(r'^module\.', ''), (r'^backbone\.', '')]
+from mmreplk.errors import ConfigError
 
 
 def parse_args(argv=None):
@@ -78,48 +72,6 @@ def parse_args(argv=None):
     return args
 
 
-def load_backbone_weights(model, path):
-    """Load ``path`` into ``model``: a RepLKNet through :func:`mmreplk.models.
-    load_pretrained` (official, mmpretrain and downstream formats); any other backbone
-    with mmengine's ``load_checkpoint`` (``module.`` / ``backbone.`` prefixes removed),
-    extra keys (heads) ignored, a missing one a :class:`CheckpointError`."""
-    from mmengine.runner import load_checkpoint
-
-    from mmreplk.models import RepLKNet, load_pretrained
-    if isinstance(model, RepLKNet):  # every published RepLKNet format
-        load_pretrained(model, path)
-        return
-    missing = []
-    hook = model.register_load_state_dict_post_hook(
-        lambda module, keys: missing.extend(keys.missing_keys))
-    try:
-        load_checkpoint(model, path, map_location='cpu', revise_keys=REVISE_KEYS)
-    finally:
-        hook.remove()
-    missing = sorted({k for k in missing if not k.endswith('num_batches_tracked')})
-    if missing:
-        raise CheckpointError(f'{len(missing)} weights of the model are not in {path}, '
-                              f'e.g. {missing[:5]}')
-
-
-def build_replknet(arch, dwconv_impl=None):
-    """A RepLKNet returning its last stage."""
-    from mmreplk.models import RepLKNet
-    kwargs = dict(arch=arch, out_indices=(3, ))
-    if dwconv_impl is not None:
-        kwargs['dwconv_impl'] = dwconv_impl
-    return RepLKNet(**kwargs)
-
-
-def build_resnet(depth):
-    """mmseg's ResNet (mmdet's without mmseg) returning its last stage."""
-    try:
-        from mmseg.models.backbones import ResNet
-    except ImportError:
-        from mmdet.models.backbones import ResNet
-    return ResNet(depth=depth, out_indices=(3, ))
-
-
 def model_jobs(args):
     """``(name, builder)`` of every model to analyse."""
     jobs = [(a if isinstance(a, str) else json.dumps(a),
@@ -134,29 +86,12 @@ def model_jobs(args):
     return jobs
 
 
-def _safe(name):
-    return re.sub(r'[^A-Za-z0-9._-]+', '_', name).strip('_') or 'model'
-
-
-def report(name, erf, thresholds):
-    ratios = area_ratios(erf, thresholds)
-    print(format_ratios(f'{name:<12}', ratios))
-    return {str(t): r for t, r in ratios.items()}
-
-
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    results = {}
     if args.compare:
-        erfs = [np.load(p) for p in args.compare]
         titles = args.titles or [osp.splitext(osp.basename(p))[0] for p in args.compare]
-        print('high-contribution area ratio r(t):')
-        for t, e in zip(titles, erfs):
-            results[t] = report(t, e, args.thresholds)
-        path = osp.join(args.out_dir, 'erf_comparison.png')
-        plot_erf_comparison(erfs, titles, path)
-        print(f'saved {path}')
+        results = compare_saved(args.compare, titles, args.out_dir, args.thresholds)
     else:
         jobs = model_jobs(args)
         if args.make_synthetic:
@@ -168,29 +103,9 @@ def main(argv=None):
         size = tuple(args.size) if len(args.size) == 2 else args.size[0]
         print(f'{len(paths)} images from {args.images} at {size}; models run in '
               'eval mode')
-        erfs, titles = [], []
-        for name, build in jobs:
-            model = build()
-            if args.checkpoint:
-                load_backbone_weights(model, args.checkpoint)
-            model.to(args.device)
-            model.eval()  # mmseg's ResNet.train() returns None: no chaining
-            print(f'[{name}]')
-            erf = compute_erf(model, paths, size=size, device=args.device,
-                              progress=not args.no_progress)
-            tag = _safe(name)
-            np.save(osp.join(args.out_dir, f'erf_{tag}.npy'), erf)
-            save_heatmap(erf, osp.join(args.out_dir, f'erf_{tag}.png'), title=name)
-            erfs.append(erf)
-            titles.append(name)
-            del model
-        print('high-contribution area ratio r(t) (percent of the input area):')
-        for name, erf in zip(titles, erfs):
-            results[name] = report(name, erf, args.thresholds)
-        if len(erfs) > 1:
-            plot_erf_comparison(erfs, titles,
-                                osp.join(args.out_dir, 'erf_comparison.png'))
-        print(f'saved maps and heat maps under {args.out_dir}')
+        results = analyse(jobs, paths, size, args.out_dir, args.thresholds,
+                          checkpoint=args.checkpoint, device=args.device,
+                          progress=not args.no_progress)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)

@@ -25,7 +25,8 @@ import os.path as osp
 
 import torch
 
-from mmreplk.analysis.benchmark import benchmark, build_swin_b, dwconv_time_share
+from mmreplk.analysis.benchmark import (benchmark, build_swin_b, dwconv_time_share,
+                                        format_report, speed_ratios)
 from mmreplk.analysis.complexity import build_from_config
 from mmreplk.apis import (add_model_args, load_config, non_negative_int, positive_int,
                           run)
@@ -83,10 +84,6 @@ def build_replknet(args, overrides, deploy):
     return model
 
 
-def _fmt_mem(mb):
-    return '   n/a' if mb is None else f'{mb:8.0f}'
-
-
 def main(argv=None):
     args = parse_args(argv)
     threads = torch.get_num_threads()
@@ -101,12 +98,8 @@ def main(argv=None):
 def measure(args):
     device = torch.device(args.device)
     shape = tuple(args.shape) if len(args.shape) == 2 else (args.shape[0], ) * 2
-    if args.config is not None:
-        name = osp.splitext(osp.basename(args.config))[0]
-    elif isinstance(args.arch, dict):
-        name = 'RepLKNet-custom'
-    else:
-        name = f'RepLKNet-{args.arch}'
+    name = (osp.splitext(osp.basename(args.config))[0] if args.config is not None else
+            f'RepLKNet-{"custom" if isinstance(args.arch, dict) else args.arch}')
     forms = ['deploy'] if args.deploy else ['train', 'deploy']
     modes = [] if args.no_infer else ['infer']
     if args.train and not args.deploy:
@@ -139,42 +132,8 @@ def measure(args):
     print(f'device {device} ({torch.get_num_threads()} threads), torch '
           f'{torch.__version__}, batch {args.batch}, input {shape[0]}x{shape[1]}, '
           f'{"amp" if args.amp else "fp32"}, median of {args.iters} iterations')
-    wid = max([len(r['model']) for r in rows] + [5]) + 2
-    header = (f'{"model":<{wid}}{"form":<8}{"dwconv":<8}{"mode":<7}{"ms/iter":>10}'
-              f'{"min ms":>9}{"images/s":>10}{"peak MB":>9}')
-    print(header)
-    print('-' * len(header))
-    for r in rows:
-        print(f'{r["model"]:<{wid}}{r["form"]:<8}{r["dwconv"]:<8}{r["mode"]:<7}'
-              f'{1000 * r["median_s"]:>10.1f}{1000 * r["min_s"]:>9.1f}'
-              f'{r["images_per_s"]:>10.2f}'
-              f'{_fmt_mem(r["peak_mem_mb"]):>9}')
-
-    ratios = []
-    for mode in modes:
-        ref = [r for r in rows if r['mode'] == mode and r['model'].startswith('Swin')]
-        for r in rows:
-            if r['mode'] != mode or r['model'].startswith('Swin'):
-                continue
-            tag = f'{r["model"]} {r["form"]}/{r["dwconv"]} {mode}'
-            if ref:
-                ratios.append((f'{tag} vs Swin-B',
-                               r['images_per_s'] / ref[0]['images_per_s']))
-            if r['dwconv'] == 'fast':
-                stock = [s for s in rows if s['mode'] == mode and s['dwconv'] == 'stock'
-                         and s['form'] == r['form'] and s['model'] == r['model']]
-                if stock:
-                    ratios.append((f'{tag} vs stock',
-                                   r['images_per_s'] / stock[0]['images_per_s']))
-    if ratios:
-        print('speed ratios (throughput / throughput):')
-        for tag, v in ratios:
-            print(f'  {tag:<58}{v:6.2f}x')
-    if shares:
-        print('share of inference time in large-kernel depthwise convs:')
-        for s in shares:
-            print(f'  {s["model"]} {s["form"]}/{s["dwconv"]}: {100 * s["share"]:.1f}% '
-                  f'({s["num_convs"]} convs, {1000 * s["median_s"]:.1f} ms/forward)')
+    ratios = speed_ratios(rows, modes)
+    print(format_report(rows, ratios, shares))
     result = dict(rows=rows, ratios=[dict(name=t, ratio=v) for t, v in ratios],
                   dwconv_share=shares, device=str(device),
                   threads=torch.get_num_threads())
