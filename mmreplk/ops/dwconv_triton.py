@@ -24,9 +24,11 @@ kernels read contiguous NCHW tensors of any float dtype and accumulate in fp32. 
   fp32 buffer that is summed afterwards (deterministic, no atomics).
 
 The configs are autotuned over a small space, pruned per shape (:func:`fwd_configs`,
-:func:`wgrad_configs`). Under ``TRITON_INTERPRET=1`` only one config is used.
+:func:`wgrad_configs`). The kernels are built at first use (:func:`kernels`), compiled or,
+under ``TRITON_INTERPRET=1`` at call time, interpreted with one config.
 """
-import os
+import functools
+import types
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -34,8 +36,8 @@ import triton
 import triton.language as tl
 
 from .aot import AotKernel, Shape
+from .triton_jit import build_kernels, interpreting
 
-_INTERPRET = os.environ.get('TRITON_INTERPRET', '0') == '1'
 MB = tl.constexpr(4)  # rows of the expanded weight (the largest BH of the spaces)
 _MB = MB.value
 ELEMENT_TYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -93,7 +95,6 @@ def wgrad_configs(shape: Shape) -> List[Tuple[int, ...]]:
 # ------------------------------------------------------------------------------- kernels
 
 
-@triton.jit
 def _unpack(v, VEC: tl.constexpr):
     """The VEC entries of the last axis of ``v`` (a thread's registers) as a tuple."""
     if VEC == 1:
@@ -113,7 +114,6 @@ def _unpack(v, VEC: tl.constexpr):
         return a0, b0, a1, b1, a2, b2, a3, b3
 
 
-@triton.jit
 def _lanes(plane0, w0, N, C, H, W, c, G: tl.constexpr, T: tl.constexpr, B: tl.constexpr):
     """Per lane of a program (G planes x T column groups): its plane's offset (int64), its
     first column and whether its plane exists."""
@@ -123,7 +123,6 @@ def _lanes(plane0, w0, N, C, H, W, c, G: tl.constexpr, T: tl.constexpr, B: tl.co
     return base, w0 + lane % T * B, plane < N
 
 
-@triton.jit
 def _window(row_ptr, start, ok, W, VEC: tl.constexpr, NV: tl.constexpr):
     """A thread's input window: NV aligned VEC-wide loads from ``row_ptr`` at columns
     ``start`` + [0, NV * VEC) (zero outside [0, W) and where ``ok`` is false), as a tuple of
@@ -138,7 +137,6 @@ def _window(row_ptr, start, ok, W, VEC: tl.constexpr, NV: tl.constexpr):
     return xs
 
 
-@triton.jit
 def _fwd_kernel(x_ptr, m_ptr, b_ptr, y_ptr, N, C, H, WV, HAS_BIAS,
                 KH: tl.constexpr, KW: tl.constexpr, VEC: tl.constexpr, BH: tl.constexpr,
                 B: tl.constexpr, G: tl.constexpr, T: tl.constexpr):
@@ -178,7 +176,6 @@ def _fwd_kernel(x_ptr, m_ptr, b_ptr, y_ptr, N, C, H, WV, HAS_BIAS,
                  mask=(oh < H) & ok[None, :] & (ow < W))
 
 
-@triton.jit
 def _wgrad_kernel(x_ptr, g_ptr, part_ptr, N, C, H, WV,
                   KH: tl.constexpr, KW: tl.constexpr, VEC: tl.constexpr, BI: tl.constexpr,
                   B: tl.constexpr, G: tl.constexpr, T: tl.constexpr, HCH: tl.constexpr):
@@ -234,8 +231,8 @@ def _wgrad_meta(cfg) -> dict:
     return dict(BI=bi, B=b, G=g, T=32 * warps // g, HCH=hch)
 
 
-def _autotune_configs(space, meta, interpret_cfg):
-    if _INTERPRET:  # the interpreter is slow: one config is enough to check numerics
+def _autotune_configs(space, meta, interpret_cfg, interpret):
+    if interpret:  # the interpreter is slow: one config is enough to check numerics
         space = (interpret_cfg,)
     return [triton.Config(meta(cfg), num_warps=cfg[3]) for cfg in space]
 
@@ -248,14 +245,24 @@ def _prune(pick, meta):
     return prune
 
 
-_fwd_tuned = triton.autotune(
-    configs=_autotune_configs(FWD_SPACE, _fwd_meta, INTERPRET_FWD),
-    key=['N', 'H', 'WV', 'KH', 'KW', 'VEC'],
-    prune_configs_by=dict(early_config_prune=_prune(fwd_configs, _fwd_meta)))(_fwd_kernel)
-_wgrad_tuned = triton.autotune(
-    configs=_autotune_configs(WGRAD_SPACE, _wgrad_meta, INTERPRET_WGRAD),
-    key=['N', 'H', 'WV', 'KH', 'KW', 'VEC'],
-    prune_configs_by=dict(early_config_prune=_prune(wgrad_configs, _wgrad_meta)))(_wgrad_kernel)
+@functools.lru_cache(maxsize=None)
+def kernels(interpret: bool) -> types.SimpleNamespace:
+    """The kernels, compiled (``interpret`` False) or run by Triton's interpreter: ``fwd``,
+    ``wgrad`` (one config per launch) and ``fwd_tuned``, ``wgrad_tuned`` (autotuned over
+    the configs kept for the shape; under the interpreter, one config)."""
+    k = build_kernels((_unpack, _lanes, _window, _fwd_kernel, _wgrad_kernel), interpret)
+    key = ['N', 'H', 'WV', 'KH', 'KW', 'VEC']
+    return types.SimpleNamespace(
+        fwd=k._fwd_kernel, wgrad=k._wgrad_kernel,
+        fwd_tuned=triton.autotune(
+            configs=_autotune_configs(FWD_SPACE, _fwd_meta, INTERPRET_FWD, interpret),
+            key=key, prune_configs_by=dict(early_config_prune=_prune(fwd_configs, _fwd_meta))
+        )(k._fwd_kernel),
+        wgrad_tuned=triton.autotune(
+            configs=_autotune_configs(WGRAD_SPACE, _wgrad_meta, INTERPRET_WGRAD, interpret),
+            key=key,
+            prune_configs_by=dict(early_config_prune=_prune(wgrad_configs, _wgrad_meta))
+        )(k._wgrad_kernel))
 
 
 def expand_weight(weight: torch.Tensor, flip: bool = False) -> torch.Tensor:
@@ -286,11 +293,12 @@ def _launch_forward(x: torch.Tensor, m: torch.Tensor, bias: Optional[torch.Tenso
     vec = _vec(w)
     args = (xc, m, b, y, n, c, h, w // vec, int(bias is not None))
     consts = dict(KH=kh, KW=kw, VEC=vec)
+    k = kernels(interpreting())
     if cfg is None:
-        _fwd_tuned[_grid_fwd(n, c, h, w)](*args, **consts)
+        k.fwd_tuned[_grid_fwd(n, c, h, w)](*args, **consts)
     else:
         meta = _fwd_meta(cfg)
-        _fwd_kernel[_grid_fwd(n, c, h, w)(meta)](*args, **consts, **meta, num_warps=cfg[3])
+        k.fwd[_grid_fwd(n, c, h, w)(meta)](*args, **consts, **meta, num_warps=cfg[3])
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         y = y.contiguous(memory_format=torch.channels_last)
     return y
@@ -313,10 +321,11 @@ def _launch_wgrad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int,
     n, c, h, w = x.shape
     xc, gc = x.contiguous(), grad_out.contiguous()
     vec = _vec(w)
+    interpret = interpreting()
     if cfg is not None:
         cfgs = [cfg]
     else:  # what the tuner may pick: size the partial-sum buffer for the most splits
-        cfgs = [INTERPRET_WGRAD] if _INTERPRET else wgrad_configs((n, c, h, w, kh))
+        cfgs = [INTERPRET_WGRAD] if interpret else wgrad_configs((n, c, h, w, kh))
     splits = max(_wgrad_splits(n, h, w, _wgrad_meta(k)) for k in cfgs)
     part = torch.empty((splits, c, kh, kw), device=x.device, dtype=torch.float32)
 
@@ -326,12 +335,13 @@ def _launch_wgrad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int,
                 triton.cdiv(w, meta['T'] * meta['B']))
     args = (xc, gc, part, n, c, h, w // vec)
     consts = dict(KH=kh, KW=kw, VEC=vec)
+    k = kernels(interpret)
     if cfg is None:
-        _wgrad_tuned[grid](*args, **consts)
-        meta = _wgrad_tuned.best_config.kwargs
+        k.wgrad_tuned[grid](*args, **consts)
+        meta = k.wgrad_tuned.best_config.kwargs
     else:
         meta = _wgrad_meta(cfg)
-        _wgrad_kernel[grid(meta)](*args, **consts, **meta, num_warps=cfg[3])
+        k.wgrad[grid(meta)](*args, **consts, **meta, num_warps=cfg[3])
     return part[:_wgrad_splits(n, h, w, meta)].sum(0)[:, None]
 
 
@@ -392,7 +402,7 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
                    BH='constexpr', B='constexpr', G='constexpr', T='constexpr')
         consts = dict(KH=kh, KW=kw, VEC=vec, **meta)
         for kernel in ('fwd', 'dgrad'):  # one binary (the input gradient flips the weight)
-            specs.append(_spec(kernel, _fwd_kernel, sig, consts, cfg[3], label, issued, real,
+            specs.append(_spec(kernel, kernels(False).fwd, sig, consts, cfg[3], label, issued, real,
                                grid, scalars))
     for cfg in wgrad_configs(shape):
         meta = _wgrad_meta(cfg)
@@ -405,7 +415,7 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
         sig = dict(x_ptr=f'*{dtype}', g_ptr=f'*{dtype}', part_ptr='*fp32', **ints,
                    KH='constexpr', KW='constexpr', VEC='constexpr', BI='constexpr',
                    B='constexpr', G='constexpr', T='constexpr', HCH='constexpr')
-        specs.append(_spec('wgrad', _wgrad_kernel, sig, dict(KH=kh, KW=kw, VEC=vec, **meta),
+        specs.append(_spec('wgrad', kernels(False).wgrad, sig, dict(KH=kh, KW=kw, VEC=vec, **meta),
                            cfg[3], f'BI={bi},B={b},G={g},w{cfg[3]},HCH={hch}', issued, real,
                            grid, scalars))
     return specs
