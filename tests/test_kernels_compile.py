@@ -1,12 +1,12 @@
 """Ahead-of-time compilation of the Triton kernels for sm_80 and sm_90 (no GPU, no CUDA
 driver): every kernel x every config of the tuning spaces compiles without spills, and the
-static inspection (mmreplk.analysis.kernels) reads the SASS it is built on correctly."""
+static inspection (mmreplk.ops.kernel_model) reads the SASS it is built on correctly."""
 import importlib.util
 import json
 
 import pytest
 
-from mmreplk.analysis import kernels as K
+from mmreplk.ops import kernel_model as K
 
 from conftest import ROOT
 

@@ -47,6 +47,11 @@ class AotKernel:
             specializes integers that are multiples of 16 (and pointers, assumed 16-byte
             aligned), which decides vectorization; without a value an integer is compiled
             unspecialized.
+        l2_bytes: Bytes all programs together request from L2 (each program's distinct
+            lines: halos and re-reads across programs count, reuse inside one does not);
+            0: only the compulsory bytes.
+        lane_bytes: Distance in bytes between adjacent lanes' addresses in the per-lane
+            loads (0: contiguous, i.e. the load width); sets their L1 wavefronts.
     """
     kernel: str
     fn: Any
@@ -61,3 +66,5 @@ class AotKernel:
     grid: int
     extra: Dict[str, Any] = field(default_factory=dict)
     scalars: Dict[str, int] = field(default_factory=dict)
+    l2_bytes: int = 0
+    lane_bytes: int = 0

@@ -3,7 +3,7 @@
 Import this module only when Triton is importable (see :func:`triton_available`). The
 kernels read contiguous NCHW tensors of any float dtype and accumulate in fp32. Their design
 (see docs/dwconv.md, "GPU path") is driven by the static SASS model of
-:mod:`mmreplk.analysis.kernels`: the innermost loop should be almost only FFMA.
+:mod:`mmreplk.ops.kernel_model`: the innermost loop should be almost only FFMA.
 
 * Forward: a program owns G planes (same channel, consecutive images) x BH output rows x
   T*B columns; each of its T*G threads owns B adjacent columns of all BH rows in all its
@@ -371,11 +371,12 @@ def _rows_walked(h: int, k: int, tile: int, span: int, start: int) -> int:
                for t in range(triton.cdiv(h, tile)))
 
 
-def _spec(kernel, fn, signature, constexprs, warps, label, issued, real, grid, scalars):
+def _spec(kernel, fn, signature, constexprs, warps, label, issued, real, grid, scalars,
+          l2_bytes, lane_bytes):
     return AotKernel(kernel=kernel, fn=fn, signature=signature, constexprs=constexprs,
                      num_warps=warps, num_stages=1, config=label, mma=False,
                      useful_fraction=real / issued, flops_per_program=issued // grid,
-                     grid=grid, scalars=scalars)
+                     grid=grid, scalars=scalars, l2_bytes=l2_bytes, lane_bytes=lane_bytes)
 
 
 def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
@@ -386,6 +387,7 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
     n, c, h, w, k = shape
     kh, kw = min(k, 2 * h - 1), min(k, 2 * w - 1)  # dwconv crops kernels to the map
     vec = _vec(w)
+    elem = ELEMENT_TYPES[dtype].itemsize
     real = n * c * _taps_inside(h, kh) * _taps_inside(w, kw)
     scalars = dict(N=n, C=c, H=h, WV=w // vec)
     ints = dict(N='i32', C='i32', H='i32', WV='i32')
@@ -394,16 +396,21 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
         meta = _fwd_meta(cfg)
         bh, b, g, t = meta['BH'], meta['B'], meta['G'], meta['T']
         grid = c * triton.cdiv(n, g) * triton.cdiv(h, bh) * triton.cdiv(w, t * b)
-        issued = (c * triton.cdiv(n, g) * g * triton.cdiv(w, t * b) * t * b * kw * bh
-                  * _rows_walked(h, kh, bh, bh + kh - 1, -(kh // 2)))
+        walked = _rows_walked(h, kh, bh, bh + kh - 1, -(kh // 2))
+        issued = c * triton.cdiv(n, g) * g * triton.cdiv(w, t * b) * t * b * kw * bh * walked
+        # L2: each program's input rows (its tile and halo), the output, and the rows of
+        # the expanded weight it walks
+        col_tiles, cols = triton.cdiv(w, t * b), min(w, t * b + kw - 1)
+        l2 = (n * c * walked * col_tiles * cols * elem + n * c * h * w * elem
+              + grid * (bh + kh - 1) * kw * bh * 4)
         label = f'BH={bh},B={b},G={g},w{cfg[3]}'
         sig = dict(x_ptr=f'*{dtype}', m_ptr='*fp32', b_ptr=f'*{dtype}', y_ptr=f'*{dtype}',
                    **ints, HAS_BIAS='i32', KH='constexpr', KW='constexpr', VEC='constexpr',
                    BH='constexpr', B='constexpr', G='constexpr', T='constexpr')
         consts = dict(KH=kh, KW=kw, VEC=vec, **meta)
         for kernel in ('fwd', 'dgrad'):  # one binary (the input gradient flips the weight)
-            specs.append(_spec(kernel, kernels(False).fwd, sig, consts, cfg[3], label, issued, real,
-                               grid, scalars))
+            specs.append(_spec(kernel, kernels(False).fwd, sig, consts, cfg[3], label, issued,
+                               real, grid, scalars, l2, b * elem))
     for cfg in wgrad_configs(shape):
         meta = _wgrad_meta(cfg)
         bi, b, g, t, hch = (meta[k] for k in ('BI', 'B', 'G', 'T', 'HCH'))
@@ -412,10 +419,15 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
         walked = sum(_rows_walked(h, kh, hch, hch + bi - 1, i * bi - kh // 2)
                      for i in range(n_ib))
         issued = c * triton.cdiv(n, g) * g * triton.cdiv(w, t * b) * t * b * kw * bi * walked
+        # L2: input rows and halos (once per block of BI kernel rows), the output
+        # gradient's rows (likewise), the partial sums
+        col_tiles, cols = triton.cdiv(w, t * b), min(w, t * b + kw - 1)
+        l2 = (n * c * walked * col_tiles * cols * elem + n * c * n_ib * h * w * elem
+              + grid * bi * kw * 4)
         sig = dict(x_ptr=f'*{dtype}', g_ptr=f'*{dtype}', part_ptr='*fp32', **ints,
                    KH='constexpr', KW='constexpr', VEC='constexpr', BI='constexpr',
                    B='constexpr', G='constexpr', T='constexpr', HCH='constexpr')
         specs.append(_spec('wgrad', kernels(False).wgrad, sig, dict(KH=kh, KW=kw, VEC=vec, **meta),
                            cfg[3], f'BI={bi},B={b},G={g},w{cfg[3]},HCH={hch}', issued, real,
-                           grid, scalars))
+                           grid, scalars, l2, b * elem))
     return specs

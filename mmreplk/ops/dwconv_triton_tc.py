@@ -345,10 +345,15 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
     fwd_configs = _prune_fwd([triton.Config({'BM': bm}, num_warps=nw, num_stages=ns)
                               for bm, nw, ns in _FWD_SPACE],
                              dict(N=n, x_ptr=torch.empty(0, dtype=_DTYPES[dtype])), H=h)
+    elem = _DTYPES[dtype].itemsize
     for cfg in fwd_configs:
         bm = cfg.kwargs['BM']
         bh = _rows_per_image(bm, h)
         grid = c * triton.cdiv(n, bm // bh) * triton.cdiv(h, bh)
+        # L2: the input rows of each row tile with its halo, and the output
+        rows = sum(min(h, t * bh + bh + k // 2) - max(0, t * bh - k // 2)
+                   for t in range(triton.cdiv(h, bh)))
+        l2 = n * c * (rows + h) * w * elem
         if w <= 32:  # whole-row band: one WP x WP dot per kernel row
             wp = 16 if w <= 16 else 32
             per_iter, macs, zero_block = bm * wp * wp, k * bm * wp * wp, 1.
@@ -362,7 +367,7 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
                 num_warps=cfg.num_warps, num_stages=cfg.num_stages,
                 config=f'BM={bm},BH={bh},w{cfg.num_warps},s{cfg.num_stages}', mma=True,
                 useful_fraction=taps / (macs * grid), flops_per_program=macs, grid=grid,
-                extra=dict(attrs={(i,): _ALIGNED for i in range(4)},
+                l2_bytes=l2, extra=dict(attrs={(i,): _ALIGNED for i in range(4)},
                            macs_per_iteration=per_iter,
                            useful_fraction_sm80=taps / (macs * grid * zero_block))))
     splits = _wgrad_splits(n, c, h)
@@ -384,5 +389,7 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
             config=f'BK={bk},splits={splits},w{cfg.num_warps},s{cfg.num_stages}', mma=True,
             useful_fraction=taps / (macs * c * splits), flops_per_program=macs,
             grid=c * splits,
+            # L2: per split its input rows and the output-gradient rows they pair with
+            l2_bytes=c * splits * ((2 * rows + k - 1) * w * elem + k * k * 4),
             extra=dict(attrs={(i,): _ALIGNED for i in range(3)}, macs_per_iteration=per_iter)))
     return specs
