@@ -45,9 +45,10 @@ def test_every_kernel_and_config_compiles_without_spills():
 
 def test_autotuner_times_only_the_kept_configs():
     from mmreplk.ops import dwconv_triton as m
-    for tuned, pick, meta in ((m._fwd_tuned, m.fwd_configs, m._fwd_meta),
-                              (m._wgrad_tuned, m.wgrad_configs, m._wgrad_meta)):
-        for n, h, w, k in ((16, 64, 64, 29), (16, 16, 16, 13), (1, 9, 7, 5)):
+    k_ = m.kernels(False)
+    for tuned, pick, meta in ((k_.fwd_tuned, m.fwd_configs, m._fwd_meta),
+                              (k_.wgrad_tuned, m.wgrad_configs, m._wgrad_meta)):
+        for n, h, w, k in ((16, 64, 64, 29), (16, 16, 16, 13), (1, 9, 7, 5), (2, 32, 32, 27)):
             vec = m._vec(w)
             kept = tuned.early_config_prune(tuned.configs, dict(N=n, H=h, WV=w // vec),
                                             KH=k, KW=k, VEC=vec)

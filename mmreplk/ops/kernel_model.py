@@ -95,6 +95,7 @@ L1_BYTES = 128            # one L1 / shared-memory wavefront per clock per SM, 1
 BARRIER_CLOCKS = 20       # a CTA barrier (BAR.SYNC): assumed stall of the CTA's warps
 FENCE_CLOCKS = 10         # a fence / warpgroup arrive or wait / memory barrier: assumed
 LAUNCH_US = 3.0           # launch and ramp-up of one kernel (assumed, microseconds)
+SATURATING_WARPS = 16     # resident warps per SM that reach its issue rate (assumed)
 LIMITERS = ('issue', 'fma pipe', 'alu', 'lsu', 'smem', 'sync', 'tensor', 'l2', 'dram',
             'waves', 'launch')
 
@@ -411,6 +412,21 @@ def occupancy(regs: int, smem: int, num_warps: int, gpu: GpuModel) -> int:
     return max(0, min(by_regs, by_smem, gpu.max_warps // num_warps, gpu.max_programs))
 
 
+def wave_efficiency(grid: int, programs: int, num_warps: int, gpu: GpuModel
+                    ) -> Tuple[int, float]:
+    """(waves, efficiency) of ``grid`` programs on the GPU's SMs, ``programs`` resident per
+    SM: the programs spread evenly (p per SM); each full wave of ``programs`` takes their
+    time, and a partial last wave of k programs takes that of max(k, q), q the programs
+    that saturate an SM (:data:`SATURATING_WARPS` warps)."""
+    resident = max(programs, 1)
+    per_sm = grid / gpu.sms
+    full = int(per_sm // resident)
+    rest = per_sm - full * resident
+    q = min(resident, -(-SATURATING_WARPS // num_warps))
+    time = full * resident + (max(rest, q) if rest > 1e-9 else 0.0)
+    return full + (rest > 1e-9), per_sm / time
+
+
 def peak_tflops(gpu: GpuModel, mma: bool, kind: str) -> float:
     """The peak a row's bound is a fraction of."""
     if mma:
@@ -518,9 +534,7 @@ def inspect_spec(spec: AotKernel, shape: Shape, dtype: str, arch: str) -> Inspec
     trips = spec.flops_per_program / per_iter if per_iter and found else 1.0
     overhead = outside / (trips * model.clocks) if found else 0.0
     overhead_basic = outside / (trips * model.basic_clocks) if found else 0.0
-    slots = gpu.sms * max(programs, 1)
-    waves = -(-spec.grid // slots)
-    wave_eff = spec.grid / (waves * slots)
+    waves, wave_eff = wave_efficiency(spec.grid, programs, spec.num_warps, gpu)
     peak = peak_tflops(gpu, spec.mma, model.mma_kind)
     issued_flops = 2.0 * spec.flops_per_program * spec.grid
     t_peak = issued_flops / (peak * 1e12)  # the issued work at the quoted peak
