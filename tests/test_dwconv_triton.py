@@ -60,10 +60,15 @@ KERNEL_CASES = {
     'map-smaller-than-kernel-vec1': ((1, 1, 3, 5, 7, 7), 'fp32', False, False, None, None),
     'bf16-vec4': ((1, 1, 4, 8, 5, 5), 'bf16', True, False, None, None),
     'fp16-channels-last': ((1, 2, 3, 4, 3, 3), 'fp16', False, True, None, None),
-    'cfg-16-planes': ((2, 1, 5, 16, 3, 5), 'fp32', True, False, (2, 8, 16, 1),
-                      (2, 8, 16, 1, 16)),
-    'cfg-8-planes-partial-tile': ((1, 1, 6, 13, 3, 5), 'fp32', False, False, (4, 4, 8, 1),
-                                  (2, 8, 8, 1, 32)),
+    'cfg-16-planes': ((2, 1, 5, 16, 3, 5), 'fp32', True, False, (2, 8, 16, 1, 1),
+                      (2, 8, 16, 1, 16, 1)),
+    'cfg-8-planes-partial-tile': ((1, 1, 6, 13, 3, 5), 'fp32', False, False, (4, 4, 8, 1, 1),
+                                  (2, 8, 8, 1, 32, 1)),
+    # row bands (batch 1-2): bands past the map's last row, two images x 4 bands
+    'cfg-bands-one-image': ((1, 1, 9, 16, 5, 3), 'fp32', True, False, (2, 4, 8, 1, 8),
+                            (2, 8, 8, 1, 4, 8)),
+    'cfg-bands-two-images': ((3, 2, 7, 16, 7, 5), 'fp32', False, False, (4, 4, 8, 1, 4),
+                             (2, 8, 16, 1, 2, 8)),
 }
 
 

@@ -55,7 +55,7 @@ FWD_SPACE: Tuple[Tuple[int, ...], ...] = (
 WGRAD_SPACE: Tuple[Tuple[int, ...], ...] = (
     (2, 8, 2, 1, 64, 1), (2, 8, 4, 1, 64, 1), (2, 8, 8, 1, 32, 1), (2, 8, 16, 1, 16, 1),
     (2, 8, 2, 1, 32, 2), (2, 8, 4, 1, 16, 2), (2, 8, 4, 1, 16, 4), (2, 8, 8, 1, 8, 4),
-    (2, 8, 8, 1, 4, 8), (2, 8, 16, 1, 2, 8), (2, 8, 16, 1, 1, 16),
+    (2, 8, 8, 1, 4, 8), (2, 8, 16, 1, 2, 8),
 )
 # Programs that fill an H100 twice (132 SMs x 16 one-warp programs, which saturate an SM's
 # issue rate, x 2): below it, configs with more row bands are tuned too
