@@ -108,6 +108,17 @@ def _keep(space, shape: Shape, meta) -> list:
     return kept
 
 
+def config_label(kernel: str, cfg: Sequence[int]) -> str:
+    """The short label of a forward ('fwd', 'dgrad') or weight-gradient ('wgrad') config."""
+    if kernel == 'wgrad':
+        bi, b, g, warps, hch, r = cfg
+        label = f'BI={bi},B={b},G={g},w{warps},HCH={hch}'
+    else:
+        bh, b, g, warps, r = cfg
+        label = f'BH={bh},B={b},G={g},w{warps}'
+    return label + (f',R={r}' if r > 1 else '')
+
+
 def fwd_configs(shape: Shape) -> List[Tuple[int, ...]]:
     """The forward / input-gradient configs kept for a shape (N, C, H, W, K)."""
     return _keep(FWD_SPACE, shape, _fwd_meta)
@@ -452,7 +463,7 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
         col_tiles, cols = triton.cdiv(w, t * b), min(w, t * b + kw - 1)
         l2 = (n * c * walked * col_tiles * cols * elem + n * c * h * w * elem
               + grid * (bh + kh - 1) * kw * bh * 4)
-        label = f'BH={bh},B={b},G={g},w{cfg[3]}' + (f',R={r}' if r > 1 else '')
+        label = config_label('fwd', cfg)
         sig = dict(x_ptr=f'*{dtype}', m_ptr='*fp32', b_ptr=f'*{dtype}', y_ptr=f'*{dtype}',
                    **ints, HAS_BIAS='i32', KH='constexpr', KW='constexpr', VEC='constexpr',
                    BH='constexpr', B='constexpr', G='constexpr', T='constexpr', R='constexpr')
@@ -480,7 +491,6 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
                    KH='constexpr', KW='constexpr', VEC='constexpr', BI='constexpr',
                    B='constexpr', G='constexpr', T='constexpr', HCH='constexpr', R='constexpr')
         specs.append(_spec('wgrad', kernels(False).wgrad, sig, dict(KH=kh, KW=kw, VEC=vec, **meta),
-                           cfg[3], f'BI={bi},B={b},G={g},w{cfg[3]},HCH={hch}'
-                           + (f',R={r}' if r > 1 else ''), issued, real,
+                           cfg[3], config_label('wgrad', cfg), issued, real,
                            grid, scalars, l2, b * elem))
     return specs

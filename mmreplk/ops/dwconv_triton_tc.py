@@ -35,7 +35,7 @@ under ``TRITON_INTERPRET=1`` at call time run in Triton's interpreter with one s
 """
 import functools
 import types
-from typing import List
+from typing import List, Optional, Tuple
 
 import torch
 import triton
@@ -253,7 +253,9 @@ def kernels(interpret: bool) -> types.SimpleNamespace:
             prune_configs_by={'early_config_prune': _prune_wgrad})(k._wgrad_tc_kernel))
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, bias, flip: bool) -> torch.Tensor:
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias, flip: bool,
+          config: Optional[Tuple[int, int, int]] = None) -> torch.Tensor:
+    """The forward kernel, autotuned or with a fixed (BM, num_warps, num_stages)."""
     _check(x, weight)
     prec = _precision(x.dtype)
     n, c, h, w = x.shape
@@ -268,17 +270,34 @@ def _conv(x: torch.Tensor, weight: torch.Tensor, bias, flip: bool) -> torch.Tens
         bh = _rows_per_image(meta['BM'], h)
         return (c * triton.cdiv(n, meta['BM'] // bh), triton.cdiv(h, bh))
 
-    kernels(interpreting()).fwd[grid](xc, wc, b, y, n, c, H=h, W=w, KH=kh, KW=kw, FLIP=flip,
-                         HAS_BIAS=bias is not None, PREC=prec, DOT_F32=_dot_f32(x.dtype),
-                         HP=hp)
+    args = dict(H=h, W=w, KH=kh, KW=kw, FLIP=flip, HAS_BIAS=bias is not None, PREC=prec,
+                DOT_F32=_dot_f32(x.dtype), HP=hp)
+    k = kernels(interpreting())
+    if config is None:
+        k.fwd[grid](xc, wc, b, y, n, c, **args)
+    else:
+        bm, warps, stages = config
+        k.fwd_fn[grid(dict(BM=bm))](xc, wc, b, y, n, c, **args, BM=bm, num_warps=warps,
+                                    num_stages=stages)
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         y = y.contiguous(memory_format=torch.channels_last)
     return y
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor = None) -> torch.Tensor:
-    """Depthwise 'same' conv on tensor cores; output in ``x``'s dtype and memory format."""
-    return _conv(x, weight, bias, flip=False)
+def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor = None,
+            config: Optional[Tuple[int, int, int]] = None) -> torch.Tensor:
+    """Depthwise 'same' conv on tensor cores; output in ``x``'s dtype and memory format.
+    ``config`` (BM, num_warps, num_stages) skips the autotuner (see :func:`fwd_configs`)."""
+    return _conv(x, weight, bias, flip=False, config=config)
+
+
+def fwd_configs(shape: Shape, dtype: torch.dtype) -> List[Tuple[int, int, int]]:
+    """The forward configs (BM, num_warps, num_stages) the autotuner times at ``shape``."""
+    configs = [triton.Config({'BM': bm}, num_warps=nw, num_stages=ns)
+               for bm, nw, ns in _FWD_SPACE]
+    kept = _prune_fwd(configs, dict(N=shape[0], x_ptr=torch.empty(0, dtype=dtype)),
+                      H=shape[2])
+    return [(cfg.kwargs['BM'], cfg.num_warps, cfg.num_stages) for cfg in kept]
 
 
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
