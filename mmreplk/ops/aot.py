@@ -9,8 +9,9 @@ which lists, for one convolution shape (N, C, H, W, K) and one dtype name ('fp32
 'fp16'), every kernel it would launch for that shape with every config of its tuning space,
 described completely enough to compile it without a GPU (``triton.compile(ASTSource(fn,
 signature, constexprs), target=GPUTarget('cuda', arch, 32), options=dict(num_warps=...,
-num_stages=...))``). The inspection tool compiles each entry for sm_80 and sm_90 and reads
-registers, spills, shared memory and the SASS of its innermost loop.
+num_stages=...))``). The kernel model (:mod:`mmreplk.ops.kernel_model`) compiles each entry
+for sm_80 and sm_90 and reads registers, spills, shared memory and the SASS of its
+innermost loop.
 
 This module imports neither torch nor triton.
 """

@@ -22,6 +22,9 @@ kernels read contiguous NCHW tensors of any float dtype and accumulate in fp32. 
   kernel rows, B output-gradient values that pair with it, and accumulates BI x Kw partial
   sums per thread (Kw*B FMAs per gradient load). Partial sums land in a (splits, C, Kh, Kw)
   fp32 buffer that is summed afterwards (deterministic, no atomics).
+* Row bands (R > 1, for batch 1-2): R of a program's G lane groups take consecutive bands
+  of BH (HCH) rows of one image instead of R images, so one image fills the lanes and the
+  grid keeps enough programs; rows off the map are masked per lane.
 
 The configs are autotuned over a small space, pruned per shape (:func:`fwd_configs`,
 :func:`wgrad_configs`). The kernels are built at first use (:func:`kernels`), compiled or,

@@ -1,25 +1,22 @@
-"""Static (ahead-of-time) inspection of the Triton kernels: no GPU, no CUDA driver.
+"""GPU cost model of the Triton kernels, static (ahead of time): no GPU, no CUDA driver.
 
-Each entry of a kernel module's ``aot_specs(shape, dtype)`` (:class:`mmreplk.ops.aot.AotKernel`)
-is compiled for sm_80 or sm_90 with Triton's own toolchain; the cubin's resource usage and
-the SASS of its innermost hot loop then give a static *bound* (not a measurement) on the
-fraction of the GPU's peak the kernel can reach at that shape. The model (see
-``docs/dwconv.md``, "Static model"):
+A contributor's tool beside the kernels (``tools/analysis_tools/inspect_kernels.py`` is
+its command line). Each entry of a kernel module's ``aot_specs(shape, dtype)``
+(:class:`mmreplk.ops.aot.AotKernel`) is compiled for sm_80 or sm_90 with Triton's own
+toolchain; the cubin's resource usage and the SASS of its innermost hot loop then give a
+static *bound* (an estimate, not a measurement) on the fraction of the GPU's peak the
+kernel can reach at that shape, and the resource that limits it. Two models, side by side
+(see ``docs/dwconv.md``, "Static model"):
 
-* issue: each SM sub-partition (SMSP) issues one warp-instruction per clock, so a loop of L
-  instructions takes at least L clocks per warp-iteration on its SMSP;
-* pipes: fp32 FMA/ADD/MUL and IMAD share the FMA pipes (sm_90: 32 lanes per SMSP, IMAD
-  only on the 16-lane 'heavy' half; sm_80: 16 lanes), integer/logic/compare ops the 16-lane
-  ALU, tensor instructions the tensor pipe at the per-clock rate of their shape and type;
-* L1: the SM's load/store path handles one 128-byte wavefront per clock, shared by its 4
-  SMSPs, and every load or store instruction needs at least one;
-* DRAM: each kernel reads at least one map and reads or writes another (compulsory bytes);
-* code outside the hot loop runs once per program;
-* ``useful_fraction`` (from the spec): real taps over multiply-adds issued.
+* first (``bound_basic``): issue slots, FMA / ALU / tensor pipes, one L1 wavefront per
+  memory instruction, code outside the hot loop once per program, a DRAM cap;
+* refined (``bound``, ``limiter``): L1 wavefronts from each access's width and lane
+  stride, shared-memory operands of wgmma, barrier and fence stalls, waves and tail, L2
+  and DRAM traffic, an assumed sustained clock and launch cost.
 
-The tail wave of programs is reported, not charged (it runs with fewer warps per SM).
-
-Triton is imported only by the functions that compile.
+``useful_fraction`` (from the spec) is real taps over multiply-adds issued. The named
+training workloads (:data:`WORKLOADS`) give RepLKNet-31B's shapes at the batch sizes users
+train with. Triton is imported only by the functions that compile.
 """
 import importlib
 import os
