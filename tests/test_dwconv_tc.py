@@ -1,6 +1,6 @@
 """Tensor-core depthwise conv kernels (mmreplk.ops.dwconv_triton_tc): numerics in the
-Triton interpreter (in this process) against a float64 F.conv2d, input checks, and the ahead-of-time specs
-(compiled for sm_90, MMA instructions in the SASS)."""
+Triton interpreter (in this process) against a float64 F.conv2d, input checks, and the
+ahead-of-time specs (compiled for sm_90, MMA instructions in the SASS)."""
 import os
 import shutil
 import subprocess

@@ -62,6 +62,7 @@ def test_rows_reach_the_report_as_measured_and_budget_stops(tmp_path, monkeypatc
              or line.startswith('| bf16')]
     assert len(lines) == len(gc.fixed_rows()) and 'stopped: step budget' in lines[-1]
     assert lines[0].startswith('| fp32 fwd stage 1 batch 2 | cfg | 1.000 |')
+    assert torch.backends.cudnn.allow_tf32  # the rows ran with TF32 off, restored after
 
 
 @pytest.mark.parametrize('path,kernel', [('fp32', 'fwd'), ('fp32', 'wgrad'),

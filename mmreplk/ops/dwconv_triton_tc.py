@@ -325,9 +325,10 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
     splits = _wgrad_splits(n, c, h, interpret)
     rows = triton.cdiv(n * h, splits)
     part = torch.empty((splits, c, kh, kw), device=x.device, dtype=torch.float32)
-    kernels(interpret).wgrad[(c, splits)](xc, gc, part, n, c, rows, H=h, W=w, KH=kh, KW=kw,
-                                  PREC=prec, DOT_F32=_dot_f32(x.dtype), KHP=max(16, triton.next_power_of_2(kh)),
-                                  KWP=max(16, triton.next_power_of_2(kw)))
+    kernels(interpret).wgrad[(c, splits)](
+        xc, gc, part, n, c, rows, H=h, W=w, KH=kh, KW=kw, PREC=prec,
+        DOT_F32=_dot_f32(x.dtype), KHP=max(16, triton.next_power_of_2(kh)),
+        KWP=max(16, triton.next_power_of_2(kw)))
     return part.sum(0)[:, None]
 
 

@@ -20,6 +20,7 @@ budget (:data:`STEPS`, 8 minutes in all, compiles included):
 Without a CUDA device it writes the environment and "no CUDA device" and exits 0.
 """
 import argparse
+import contextlib
 import importlib.util
 import platform
 import shutil
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -189,9 +190,23 @@ def environment() -> List[str]:
     return lines
 
 
+@contextlib.contextmanager
+def tf32(flag: bool) -> Iterator[None]:
+    """PyTorch's TF32 flags for convolutions and matmuls, restored on exit."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = flag
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def step_fixed(report: Report, deadline: float) -> None:
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    with tf32(False):  # fp32 rows on the CUDA-core kernels
+        _fixed_rows(report, deadline)
+
+
+def _fixed_rows(report: Report, deadline: float) -> None:
     report.line('| row | config | ms (median of 20) | useful TFLOP/s | of peak | static bound '
                 '(sm_90) | float64 error |')
     report.line('|---|---|---|---|---|---|---|')
@@ -206,55 +221,65 @@ def step_fixed(report: Report, deadline: float) -> None:
 
 
 def step_tuned(report: Report, deadline: float) -> None:
-    from . import depthwise_conv2d
-    from .dwconv import resolve_impl
     report.line('| path | stage, batch 2 | backend | fwd ms (stock) | f+b ms (stock) |')
     report.line('|---|---|---|---|---|')
-    for dname, tf32 in (('fp32', False), ('fp32 TF32', True), ('bf16', False)):
-        torch.backends.cudnn.allow_tf32 = tf32
-        dtype = torch.bfloat16 if dname == 'bf16' else torch.float32
-        for stage, (n, c, h, w, k) in enumerate(workload_shapes(WORKLOAD, 2), 1):
-            if time.monotonic() > deadline:
-                report.line(f'| {dname} | {stage} | stopped: step budget spent | | |')
-                continue
-            x = torch.randn(n, c, h, w, device='cuda', dtype=dtype, requires_grad=True)
-            wt = torch.randn(c, 1, k, k, device='cuda', dtype=dtype, requires_grad=True)
-            g = torch.randn(n, c, h, w, device='cuda', dtype=dtype)
-            fast = lambda: depthwise_conv2d(x, wt)  # noqa: E731
-            stock = lambda: F.conv2d(x, wt, None, 1, k // 2, 1, c)  # noqa: E731
-            with torch.no_grad():
-                f_fast, f_stock = cuda_median_ms(fast), cuda_median_ms(stock)
-            b_fast = cuda_median_ms(lambda: fast().backward(g))
-            b_stock = cuda_median_ms(lambda: stock().backward(g))
-            report.line(f'| {dname} | {stage} | {resolve_impl(None, x, k)} | {f_fast:.3f} '
-                        f'({f_stock:.3f}) | {b_fast:.3f} ({b_stock:.3f}) |')
-    torch.backends.cudnn.allow_tf32 = True
+    for dname, flag in (('fp32', False), ('fp32 TF32', True), ('bf16', False)):
+        with tf32(flag):
+            _tuned_rows(report, deadline, dname)
+
+
+def _tuned_rows(report: Report, deadline: float, dname: str) -> None:
+    from . import depthwise_conv2d
+    from .dwconv import resolve_impl
+    dtype = torch.bfloat16 if dname == 'bf16' else torch.float32
+    for stage, (n, c, h, w, k) in enumerate(workload_shapes(WORKLOAD, 2), 1):
+        if time.monotonic() > deadline:
+            report.line(f'| {dname} | {stage} | stopped: step budget spent | | |')
+            continue
+        x = torch.randn(n, c, h, w, device='cuda', dtype=dtype, requires_grad=True)
+        wt = torch.randn(c, 1, k, k, device='cuda', dtype=dtype, requires_grad=True)
+        g = torch.randn(n, c, h, w, device='cuda', dtype=dtype)
+
+        def fast():
+            return depthwise_conv2d(x, wt)
+
+        def stock():
+            return F.conv2d(x, wt, None, 1, k // 2, 1, c)
+        with torch.no_grad():
+            f_fast, f_stock = cuda_median_ms(fast), cuda_median_ms(stock)
+        b_fast = cuda_median_ms(lambda: fast().backward(g))
+        b_stock = cuda_median_ms(lambda: stock().backward(g))
+        report.line(f'| {dname} | {stage} | {resolve_impl(None, x, k)} | {f_fast:.3f} '
+                    f'({f_stock:.3f}) | {b_fast:.3f} ({b_stock:.3f}) |')
+
+
+def _train_step_ms(x: torch.Tensor, **kwargs) -> float:
+    """Median ms of one RepLKNet-31B training step (bf16 autocast, SGD) built with
+    ``kwargs``."""
+    from mmreplk.models import RepLKNet
+    model = RepLKNet(arch='31B', **kwargs).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast('cuda', dtype=torch.bfloat16):
+            loss = sum(o.float().mean() for o in model(x))
+        loss.backward()
+        opt.step()
+    return cuda_median_ms(step, repeats=10)
 
 
 def step_train(report: Report, deadline: float) -> None:
     try:
-        from mmreplk.models import RepLKNet
+        import mmreplk.models  # noqa: F401
     except ImportError as err:
         report.line(f'skipped: mmreplk.models is not importable ({err})')
         return
     x = torch.randn(2, 3, 512, 512, device='cuda')
-    times = {}
-    for name, kwargs in (('stock', dict(dwconv_impl='torch', channels_last=False)),
-                         ('mmreplk', {})):
-        model = RepLKNet(arch='31B', **kwargs).cuda()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast('cuda', dtype=torch.bfloat16):
-                loss = sum(o.float().mean() for o in model(x))
-            loss.backward()
-            opt.step()
-        times[name] = cuda_median_ms(step, repeats=10)
-        del model, opt
-    report.line(f"RepLKNet-31B training step, batch 2 @512, bf16 autocast: stock "
-                f"{times['stock']:.1f} ms, mmreplk {times['mmreplk']:.1f} ms, "
-                f"{times['stock'] / times['mmreplk']:.2f}x")
+    stock = _train_step_ms(x, dwconv_impl='torch', channels_last=False)
+    fast = _train_step_ms(x)
+    report.line(f'RepLKNet-31B training step, batch 2 @512, bf16 autocast: stock '
+                f'{stock:.1f} ms, mmreplk {fast:.1f} ms, {stock / fast:.2f}x')
 
 
 def step_ncu(report: Report, deadline: float) -> None:

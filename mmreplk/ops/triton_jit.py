@@ -9,8 +9,8 @@ time, or on a CUDA tensor) side by side.
 Triton's own library functions (``tl.zeros``, ``tl.sum``, ...) are ``@triton.jit``
 functions too, decorated when ``triton.language`` is imported; an interpreted launch swaps
 them for interpreted ones while it runs (as if ``TRITON_INTERPRET=1`` had been set before
-that import) and restores them, and whatever the interpreter patched, after. Their member forms (``x.sum()``) are not swapped: the
-kernels call the functions.
+that import) and restores them, and whatever the interpreter patched, after. Their member
+forms (``x.sum()``) are not swapped: the kernels call the functions.
 """
 import contextlib
 import functools
