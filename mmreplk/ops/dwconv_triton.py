@@ -79,12 +79,11 @@ def _tile_width(cfg: Sequence[int]) -> int:
 
 
 def _keep(space, shape: Shape, meta) -> list:
-    """The configs of ``space`` that can be good for a map: those wasting the fewest lanes
-    on columns past the map, missing images and rows past the map (whole-grid fraction of
-    lanes doing real outputs, at least :data:`LANES_KEPT` of the best), among them the
-    widest tiles (fewer programs, fewer halo
-    loads), and of those the ones with the fewest row bands, adding configs with more bands
-    while the grid has fewer than :data:`FILL_PROGRAMS` programs."""
+    """The configs of ``space`` that can be good for a map: those whose fraction of lanes
+    doing real outputs (not idle on columns past the map, missing images or rows past the
+    map) is at least :data:`LANES_KEPT` of the best; among them the widest tiles (fewer
+    programs, fewer halo loads); of those the ones with the fewest row bands, adding
+    configs with more bands while the grid has fewer than :data:`FILL_PROGRAMS` programs."""
     n, c, h, w, k = shape
 
     def lanes_used(cfg):
