@@ -201,9 +201,20 @@ def tf32(flag: bool) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def sm_clock() -> str:
+    """The SM clock now (nvidia-smi), or why it is unknown."""
+    if not shutil.which('nvidia-smi'):
+        return 'unknown (no nvidia-smi)'
+    out = subprocess.run(['nvidia-smi', '--query-gpu=clocks.sm', '--format=csv,noheader'],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or out.stderr.strip()
+
+
 def step_fixed(report: Report, deadline: float) -> None:
     with tf32(False):  # fp32 rows on the CUDA-core kernels
         _fixed_rows(report, deadline)
+    report.line()
+    report.line(f'SM clock right after these rows: {sm_clock()}')
 
 
 def _fixed_rows(report: Report, deadline: float) -> None:
@@ -292,11 +303,11 @@ def step_ncu(report: Report, deadline: float) -> None:
                '--launch-count', '1', sys.executable, '-m', 'mmreplk.ops.gpu_check',
                '--one', one]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
+        metrics = [line.strip() for line in out.stdout.splitlines() if '__' in line]
         report.line(f'{one} forward, stage 1 batch 2:')
         report.line('```')
-        for line in out.stdout.splitlines():
-            if '__' in line:
-                report.line(line.strip())
+        for line in metrics or (out.stdout + out.stderr).strip().splitlines()[-3:]:
+            report.line(line)
         report.line('```')
 
 
