@@ -150,3 +150,17 @@ def test_import_needs_only_torch():
     proc = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_interpreted_launch_leaves_triton_language_as_it_was(interpret):
+    """Triton's interpreter patches triton.language (and leaves patches behind for library
+    functions it calls); compiling in the same process needs them undone."""
+    import triton.language as tl
+    x = torch.randn(1, 1, 4, 8)
+    m.weight_grad(x, x, 3, 3)  # first launch: imports the interpreter's modules
+    before = {name: dict(vars(ns)) for name, ns in (('tl', tl), ('core', tl.core),
+                                                     ('standard', tl.standard))}
+    m.weight_grad(x, x, 3, 3)  # tl.sum, tl.zeros: library functions the interpreter runs
+    for name, ns in (('tl', tl), ('core', tl.core), ('standard', tl.standard)):
+        changed = [k for k, v in vars(ns).items() if before[name].get(k, v) is not v]
+        assert not changed and set(vars(ns)) == set(before[name]), (name, changed[:5])
