@@ -5,8 +5,8 @@ suite's conftest, which needs the full stack)::
 
     python -m pytest -p no:cacheprovider --noconftest -m cuda tests/test_dwconv_cuda.py
 
-Kernel sizes are RepLKNet-31B's (31, 29, 27, 13) wherever possible, so the Triton binaries
-compiled here are the ones tools/analysis_tools/benchmark_dwconv.py uses afterwards.
+Kernel sizes are RepLKNet-31B's (31, 29, 27, 13) wherever possible. tools/gpu_check.sh
+runs these last, after its measurements, when pytest is importable and time remains.
 """
 import importlib.util
 from contextlib import contextmanager

@@ -1,14 +1,13 @@
-"""Tensor-core depthwise conv kernels (mmreplk.ops.dwconv_triton_tc): numerics under the
-Triton interpreter against a float64 F.conv2d, input checks, and the ahead-of-time specs
-(compiled for sm_90, MMA instructions in the SASS)."""
-import json
+"""Tensor-core depthwise conv kernels (mmreplk.ops.dwconv_triton_tc): numerics in the
+Triton interpreter (in this process) against a float64 F.conv2d, input checks, and the
+ahead-of-time specs (compiled for sm_90, MMA instructions in the SASS)."""
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 triton = pytest.importorskip('triton')
 
@@ -40,56 +39,33 @@ CASES = {
     'fp16-widest-band': (1, 1, 6, 40, 3, 33, 'fp16', False, False),
 }
 
-_SCRIPT = '''
-import json, sys, torch, torch.nn.functional as F
-from mmreplk.ops import dwconv_triton_tc as tc
-
 DT = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
-torch.backends.cudnn.allow_tf32 = True  # fp32 runs the TF32 path, as PyTorch's conv would
-cases = json.loads(sys.argv[1])
-out = {}
-gen = torch.Generator().manual_seed(0)
-for name, (n, c, h, w, kh, kw, dt, bias, cl) in cases.items():
-    dt = DT[dt]
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_matches_float64_conv(monkeypatch, case):
+    """In Triton's interpreter, in this process (TRITON_INTERPRET is read at call time)."""
+    from mmreplk.ops import dwconv_triton_tc as tc
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', True)  # fp32 runs TF32
+    n, c, h, w, kh, kw, dname, bias, cl = CASES[case]
+    gen = torch.Generator().manual_seed(0)
+    dt = DT[dname]
     x, g = (torch.randn(n, c, h, w, generator=gen).to(dt) for _ in range(2))
     wt = torch.randn(c, 1, kh, kw, generator=gen).to(dt)
     b = torch.randn(c, generator=gen).to(dt) if bias else None
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
-    y, gx, gw = tc.forward(x, wt, b), tc.input_grad(g, wt), tc.weight_grad(x, g, kh, kw)
+    got = dict(y=tc.forward(x, wt, b), gx=tc.input_grad(g, wt), gw=tc.weight_grad(x, g, kh, kw))
     xr, wr, gr = (t.double().requires_grad_() for t in (x, wt, g))
     yr = F.conv2d(xr, wr, b.double() if bias else None, 1, (kh // 2, kw // 2), 1, c)
     yr.backward(gr)
-    def err(got, ref):
-        return ((got.double() - ref).abs().max() / ref.abs().max()).item()
-    out[name] = dict(y=err(y, yr.detach()), gx=err(gx, xr.grad), gw=err(gw, wr.grad),
-                     dtypes=[str(t.dtype) for t in (y, gx, gw)], gw_shape=list(gw.shape),
-                     y_strides=list(y.stride()), x_strides=list(x.stride()))
-print(json.dumps(out))
-'''
-
-
-@pytest.fixture(scope='module')
-def interpreted():
-    """Run every case once, in one interpreter subprocess (TRITON_INTERPRET must be set
-    before the kernels are defined)."""
-    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, '-c', _SCRIPT, json.dumps(CASES)],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.parametrize('case', list(CASES))
-def test_matches_float64_conv(interpreted, case):
-    n, c, h, w, kh, kw, dt, bias, cl = CASES[case]
-    got = interpreted[case]
-    for what in ('y', 'gx', 'gw'):
-        assert got[what] <= TOL[dt][what], f'{what}: error {got[what]:.3g} of max |ref|'
-    in_dtype = {'bf16': 'torch.bfloat16', 'fp16': 'torch.float16', 'fp32': 'torch.float32'}
-    assert got['dtypes'] == [in_dtype[dt], in_dtype[dt], 'torch.float32']
-    assert got['gw_shape'] == [c, 1, kh, kw]
-    assert got['y_strides'] == got['x_strides']  # x's memory format (channels_last too)
+    for what, ref in (('y', yr.detach()), ('gx', xr.grad), ('gw', wr.grad)):
+        err = ((got[what].double() - ref).abs().max() / ref.abs().max()).item()
+        assert err <= TOL[dname][what], f'{what}: error {err:.3g} of max |ref|'
+    assert [t.dtype for t in got.values()] == [dt, dt, torch.float32]
+    assert got['gw'].shape == (c, 1, kh, kw)
+    assert got['y'].stride() == x.stride()  # x's memory format (channels_last too)
 
 
 def test_input_checks():
@@ -133,12 +109,11 @@ def _cuobjdump():
     return path if os.path.exists(path) else shutil.which('cuobjdump')
 
 
-def test_aot_spec_compiles_to_mma_for_sm90(tmp_path):
-    if os.environ.get('TRITON_INTERPRET') == '1':
-        pytest.skip('TRITON_INTERPRET=1: the kernels are interpreted, not compiled')
+def test_aot_spec_compiles_to_mma_for_sm90(tmp_path, monkeypatch):
+    """Compiled ahead of time whatever TRITON_INTERPRET says."""
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
     tool = _cuobjdump()
-    if tool is None:
-        pytest.skip("triton's nvidia backend tools (cuobjdump) are missing")
+    assert tool is not None, "triton's nvidia backend tools (cuobjdump) are missing"
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 

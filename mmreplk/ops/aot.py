@@ -9,8 +9,9 @@ which lists, for one convolution shape (N, C, H, W, K) and one dtype name ('fp32
 'fp16'), every kernel it would launch for that shape with every config of its tuning space,
 described completely enough to compile it without a GPU (``triton.compile(ASTSource(fn,
 signature, constexprs), target=GPUTarget('cuda', arch, 32), options=dict(num_warps=...,
-num_stages=...))``). The inspection tool compiles each entry for sm_80 and sm_90 and reads
-registers, spills, shared memory and the SASS of its innermost loop.
+num_stages=...))``). The kernel model (:mod:`mmreplk.ops.kernel_model`) compiles each entry
+for sm_80 and sm_90 and reads registers, spills, shared memory and the SASS of its
+innermost loop.
 
 This module imports neither torch nor triton.
 """
@@ -47,6 +48,11 @@ class AotKernel:
             specializes integers that are multiples of 16 (and pointers, assumed 16-byte
             aligned), which decides vectorization; without a value an integer is compiled
             unspecialized.
+        l2_bytes: Bytes all programs together request from L2 (each program's distinct
+            lines: halos and re-reads across programs count, reuse inside one does not);
+            0: only the compulsory bytes.
+        lane_bytes: Distance in bytes between adjacent lanes' addresses in the per-lane
+            loads (0: contiguous, i.e. the load width); sets their L1 wavefronts.
     """
     kernel: str
     fn: Any
@@ -61,3 +67,5 @@ class AotKernel:
     grid: int
     extra: Dict[str, Any] = field(default_factory=dict)
     scalars: Dict[str, int] = field(default_factory=dict)
+    l2_bytes: int = 0
+    lane_bytes: int = 0

@@ -29,11 +29,13 @@ X[BK, KwP]``, G holding the Kh output-gradient rows that pair with input row r a
 Hankel matrix ``x[r, w + j - Q]`` gathered from that row. No band waste; the reduction is
 split over (image, row) ranges, each split writing fp32 partial sums that are added after.
 
-Tiles are autotuned per shape; under ``TRITON_INTERPRET=1`` one small config is used.
+Tiles are autotuned per shape; the kernels are built at first use (:func:`kernels`), and
+under ``TRITON_INTERPRET=1`` at call time run in Triton's interpreter with one small config.
 :func:`aot_specs` lists the kernels and configs for ahead-of-time inspection.
 """
-import os
-from typing import List
+import functools
+import types
+from typing import List, Optional, Tuple
 
 import torch
 import triton
@@ -41,8 +43,7 @@ import triton.language as tl
 
 from .aot import AotKernel, Shape
 from .dwconv import conv_allows_tf32
-
-_INTERPRET = os.environ.get('TRITON_INTERPRET', '0') == '1'
+from .triton_jit import build_kernels, interpreting
 
 MAX_KW = 33  # three 16-column output blocks hold the band of a 16-column chunk
 _WGRAD_PROGRAMS = 2048  # target (channel x split) programs of the weight gradient
@@ -52,8 +53,10 @@ _FWD_SPACE = [(64, 4, 1), (128, 4, 1), (256, 8, 1), (256, 8, 2)]
 # (BK, num_warps, num_stages): columns per weight-gradient step
 _WGRAD_SPACE = [(16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 4, 1), (64, 1, 1), (64, 2, 1),
                 (64, 4, 1), (128, 2, 1)]
-if _INTERPRET:  # the interpreter is slow: one small config, few weight-gradient splits
-    _FWD_SPACE, _WGRAD_SPACE, _WGRAD_PROGRAMS = [(32, 4, 1)], [(16, 1, 1)], 8
+# the interpreter is slow: one small config, few weight-gradient splits
+_INTERPRET_FWD_SPACE = [(32, 4, 1)]
+_INTERPRET_WGRAD_SPACE = [(16, 1, 1)]
+_INTERPRET_WGRAD_PROGRAMS = 8
 
 
 def supports(kh: int, kw: int) -> bool:
@@ -75,7 +78,7 @@ def _precision(dtype: torch.dtype) -> str:
 def _dot_f32(dtype: torch.dtype) -> bool:
     """Upcast the operands of tl.dot to fp32 (exact for bf16 products): only under the
     interpreter, whose tl.dot multiplies bf16 bit patterns as integers (Triton 3.6)."""
-    return _INTERPRET and dtype == torch.bfloat16
+    return interpreting() and dtype == torch.bfloat16
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor) -> None:
@@ -110,12 +113,6 @@ def _prune_fwd(configs, named_args, **kwargs):
     return kept or configs[:1]
 
 
-@triton.autotune(
-    configs=[triton.Config({'BM': bm}, num_warps=nw, num_stages=ns)
-             for bm, nw, ns in _FWD_SPACE],
-    key=['N', 'C', 'H', 'W', 'KH', 'KW'],
-    prune_configs_by={'early_config_prune': _prune_fwd})
-@triton.jit
 def _fwd_tc_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, C,
                    H: tl.constexpr, W: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
                    FLIP: tl.constexpr, HAS_BIAS: tl.constexpr, PREC: tl.constexpr,
@@ -160,7 +157,6 @@ def _fwd_tc_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, C,
         _store_and_shift(acc, bias, out_ptr, out_ok, NQ - 1, W, BM)  # chunk NQ: off the map
 
 
-@triton.jit
 def _band_step(acc, x_ptr, w_base, plane, h, img_ok, cols, tap, i, H: tl.constexpr,
                W: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FLIP: tl.constexpr,
                PREC: tl.constexpr, DOT_F32: tl.constexpr):
@@ -180,7 +176,6 @@ def _band_step(acc, x_ptr, w_base, plane, h, img_ok, cols, tap, i, H: tl.constex
     return tl.dot(a, t, acc, input_precision=PREC)
 
 
-@triton.jit
 def _store_and_shift(acc, bias, out_ptr, out_ok, q, W: tl.constexpr, BM: tl.constexpr):
     """Blocks d = 0..3 of ``acc`` hold output blocks q + 2 - d: store block 2 (output
     columns 16 q .. 16 q + 15, now complete) and return ``acc`` shifted by one block."""
@@ -202,12 +197,6 @@ def _prune_wgrad(configs, named_args, **kwargs):
     return kept or configs[:1]
 
 
-@triton.autotune(
-    configs=[triton.Config({'BK': bk}, num_warps=nw, num_stages=ns)
-             for bk, nw, ns in _WGRAD_SPACE],
-    key=['N', 'C', 'ROWS', 'H', 'W', 'KH', 'KW'],
-    prune_configs_by={'early_config_prune': _prune_wgrad})
-@triton.jit
 def _wgrad_tc_kernel(x_ptr, g_ptr, part_ptr, N, C, ROWS: tl.constexpr,
                      H: tl.constexpr, W: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
                      PREC: tl.constexpr, DOT_F32: tl.constexpr, KHP: tl.constexpr,
@@ -242,7 +231,31 @@ def _wgrad_tc_kernel(x_ptr, g_ptr, part_ptr, N, C, ROWS: tl.constexpr,
              mask=(ii < KH)[:, None] & (jj < KW)[None, :])
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, bias, flip: bool) -> torch.Tensor:
+@functools.lru_cache(maxsize=None)
+def kernels(interpret: bool) -> types.SimpleNamespace:
+    """The autotuned kernels ``fwd`` and ``wgrad``, compiled (``interpret`` False) or run by
+    Triton's interpreter (one small config), and the raw ``fwd_fn`` / ``wgrad_fn``."""
+    k = build_kernels((_fwd_tc_kernel, _band_step, _store_and_shift, _wgrad_tc_kernel),
+                      interpret)
+    fwd_space = _INTERPRET_FWD_SPACE if interpret else _FWD_SPACE
+    wgrad_space = _INTERPRET_WGRAD_SPACE if interpret else _WGRAD_SPACE
+    return types.SimpleNamespace(
+        fwd_fn=k._fwd_tc_kernel, wgrad_fn=k._wgrad_tc_kernel,
+        fwd=triton.autotune(
+            configs=[triton.Config({'BM': bm}, num_warps=nw, num_stages=ns)
+                     for bm, nw, ns in fwd_space],
+            key=['N', 'C', 'H', 'W', 'KH', 'KW'],
+            prune_configs_by={'early_config_prune': _prune_fwd})(k._fwd_tc_kernel),
+        wgrad=triton.autotune(
+            configs=[triton.Config({'BK': bk}, num_warps=nw, num_stages=ns)
+                     for bk, nw, ns in wgrad_space],
+            key=['N', 'C', 'ROWS', 'H', 'W', 'KH', 'KW'],
+            prune_configs_by={'early_config_prune': _prune_wgrad})(k._wgrad_tc_kernel))
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias, flip: bool,
+          config: Optional[Tuple[int, int, int]] = None) -> torch.Tensor:
+    """The forward kernel, autotuned or with a fixed (BM, num_warps, num_stages)."""
     _check(x, weight)
     prec = _precision(x.dtype)
     n, c, h, w = x.shape
@@ -257,17 +270,34 @@ def _conv(x: torch.Tensor, weight: torch.Tensor, bias, flip: bool) -> torch.Tens
         bh = _rows_per_image(meta['BM'], h)
         return (c * triton.cdiv(n, meta['BM'] // bh), triton.cdiv(h, bh))
 
-    _fwd_tc_kernel[grid](xc, wc, b, y, n, c, H=h, W=w, KH=kh, KW=kw, FLIP=flip,
-                         HAS_BIAS=bias is not None, PREC=prec, DOT_F32=_dot_f32(x.dtype),
-                         HP=hp)
+    args = dict(H=h, W=w, KH=kh, KW=kw, FLIP=flip, HAS_BIAS=bias is not None, PREC=prec,
+                DOT_F32=_dot_f32(x.dtype), HP=hp)
+    k = kernels(interpreting())
+    if config is None:
+        k.fwd[grid](xc, wc, b, y, n, c, **args)
+    else:
+        bm, warps, stages = config
+        k.fwd_fn[grid(dict(BM=bm))](xc, wc, b, y, n, c, **args, BM=bm, num_warps=warps,
+                                    num_stages=stages)
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         y = y.contiguous(memory_format=torch.channels_last)
     return y
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor = None) -> torch.Tensor:
-    """Depthwise 'same' conv on tensor cores; output in ``x``'s dtype and memory format."""
-    return _conv(x, weight, bias, flip=False)
+def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor = None,
+            config: Optional[Tuple[int, int, int]] = None) -> torch.Tensor:
+    """Depthwise 'same' conv on tensor cores; output in ``x``'s dtype and memory format.
+    ``config`` (BM, num_warps, num_stages) skips the autotuner (see :func:`fwd_configs`)."""
+    return _conv(x, weight, bias, flip=False, config=config)
+
+
+def fwd_configs(shape: Shape, dtype: torch.dtype) -> List[Tuple[int, int, int]]:
+    """The forward configs (BM, num_warps, num_stages) the autotuner times at ``shape``."""
+    configs = [triton.Config({'BM': bm}, num_warps=nw, num_stages=ns)
+               for bm, nw, ns in _FWD_SPACE]
+    kept = _prune_fwd(configs, dict(N=shape[0], x_ptr=torch.empty(0, dtype=dtype)),
+                      H=shape[2])
+    return [(cfg.kwargs['BM'], cfg.num_warps, cfg.num_stages) for cfg in kept]
 
 
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -275,8 +305,9 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return _conv(grad_out, weight, None, flip=True)
 
 
-def _wgrad_splits(n: int, c: int, h: int) -> int:
-    return max(1, min(n * h, triton.cdiv(_WGRAD_PROGRAMS, c)))
+def _wgrad_splits(n: int, c: int, h: int, interpret: bool = False) -> int:
+    target = _INTERPRET_WGRAD_PROGRAMS if interpret else _WGRAD_PROGRAMS
+    return max(1, min(n * h, triton.cdiv(target, c)))
 
 
 def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
@@ -290,12 +321,14 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
     prec = _precision(x.dtype)
     n, c, h, w = x.shape
     xc, gc = _aligned(x), _aligned(grad_out)
-    splits = _wgrad_splits(n, c, h)
+    interpret = interpreting()
+    splits = _wgrad_splits(n, c, h, interpret)
     rows = triton.cdiv(n * h, splits)
     part = torch.empty((splits, c, kh, kw), device=x.device, dtype=torch.float32)
-    _wgrad_tc_kernel[(c, splits)](xc, gc, part, n, c, rows, H=h, W=w, KH=kh, KW=kw,
-                                  PREC=prec, DOT_F32=_dot_f32(x.dtype), KHP=max(16, triton.next_power_of_2(kh)),
-                                  KWP=max(16, triton.next_power_of_2(kw)))
+    kernels(interpret).wgrad[(c, splits)](
+        xc, gc, part, n, c, rows, H=h, W=w, KH=kh, KW=kw, PREC=prec,
+        DOT_F32=_dot_f32(x.dtype), KHP=max(16, triton.next_power_of_2(kh)),
+        KWP=max(16, triton.next_power_of_2(kw)))
     return part.sum(0)[:, None]
 
 
@@ -332,10 +365,15 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
     fwd_configs = _prune_fwd([triton.Config({'BM': bm}, num_warps=nw, num_stages=ns)
                               for bm, nw, ns in _FWD_SPACE],
                              dict(N=n, x_ptr=torch.empty(0, dtype=_DTYPES[dtype])), H=h)
+    elem = _DTYPES[dtype].itemsize
     for cfg in fwd_configs:
         bm = cfg.kwargs['BM']
         bh = _rows_per_image(bm, h)
         grid = c * triton.cdiv(n, bm // bh) * triton.cdiv(h, bh)
+        # L2: the input rows of each row tile with its halo, and the output
+        rows = sum(min(h, t * bh + bh + k // 2) - max(0, t * bh - k // 2)
+                   for t in range(triton.cdiv(h, bh)))
+        l2 = n * c * (rows + h) * w * elem
         if w <= 32:  # whole-row band: one WP x WP dot per kernel row
             wp = 16 if w <= 16 else 32
             per_iter, macs, zero_block = bm * wp * wp, k * bm * wp * wp, 1.
@@ -344,12 +382,12 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
             macs, zero_block = triton.cdiv(w, 16) * k * per_iter, 0.75
         for name, flip in (('fwd_tc', False), ('dgrad_tc', True)):
             specs.append(AotKernel(
-                kernel=name, fn=_fwd_tc_kernel.fn, signature=fwd_sig,
+                kernel=name, fn=kernels(False).fwd_fn, signature=fwd_sig,
                 constexprs=dict(common, FLIP=flip, HAS_BIAS=False, HP=hp, BM=bm),
                 num_warps=cfg.num_warps, num_stages=cfg.num_stages,
                 config=f'BM={bm},BH={bh},w{cfg.num_warps},s{cfg.num_stages}', mma=True,
                 useful_fraction=taps / (macs * grid), flops_per_program=macs, grid=grid,
-                extra=dict(attrs={(i,): _ALIGNED for i in range(4)},
+                l2_bytes=l2, extra=dict(attrs={(i,): _ALIGNED for i in range(4)},
                            macs_per_iteration=per_iter,
                            useful_fraction_sm80=taps / (macs * grid * zero_block))))
     splits = _wgrad_splits(n, c, h)
@@ -365,11 +403,13 @@ def aot_specs(shape: Shape, dtype: str) -> List[AotKernel]:
         per_iter = khp * kwp * bk
         macs = rows * triton.cdiv(w, bk) * per_iter
         specs.append(AotKernel(
-            kernel='wgrad_tc', fn=_wgrad_tc_kernel.fn, signature=wg_sig,
+            kernel='wgrad_tc', fn=kernels(False).wgrad_fn, signature=wg_sig,
             constexprs=dict(common, ROWS=rows, KHP=khp, KWP=kwp, BK=bk),
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
             config=f'BK={bk},splits={splits},w{cfg.num_warps},s{cfg.num_stages}', mma=True,
             useful_fraction=taps / (macs * c * splits), flops_per_program=macs,
             grid=c * splits,
+            # L2: per split its input rows and the output-gradient rows they pair with
+            l2_bytes=c * splits * ((2 * rows + k - 1) * w * elem + k * k * 4),
             extra=dict(attrs={(i,): _ALIGNED for i in range(3)}, macs_per_iteration=per_iter)))
     return specs

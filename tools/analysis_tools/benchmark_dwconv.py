@@ -1,6 +1,8 @@
 """Benchmark the fast depthwise conv (mmreplk.ops) against stock F.conv2d.
 
-For RepLKNet-31B's four stage shapes, times forward and forward+backward of stock
+For RepLKNet-31B's four stage shapes in named training workloads (``--workload``, e.g.
+upernet-ade20k-512 at batch 2; the default on CUDA: all of them) or shape sets
+(``--shapes 31b-224``, the default on CPU), times forward and forward+backward of stock
 ``F.conv2d`` and of ``depthwise_conv2d`` in the same run (the forward of both on NCHW and on
 channels_last inputs), and prints ms, speedups and GFLOP/s (FLOPs = 2 x MACs of the taps that
 fall inside the image; forward+backward counts three times that). On CUDA it also prints the
@@ -15,10 +17,10 @@ the rest needs torch only (+ triton for the GPU kernels).
 
     python tools/analysis_tools/benchmark_dwconv.py --device cpu --shapes 31b-224 31b-512
     python tools/analysis_tools/benchmark_dwconv.py --device cuda --dtype fp32 bf16 \\
-        --markdown work_dirs/dwconv_cuda.md
+        --workload upernet-ade20k-512 --markdown work_dirs/dwconv_cuda.md --json rows.json
 """
 import argparse
-import os.path as osp
+import json
 import platform
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
@@ -27,12 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.benchmark import Timer
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmreplk.ops import depthwise_conv2d
+from mmreplk.ops.dwconv import resolve_impl
+from mmreplk.ops.kernel_model import STAGES_31B, WORKLOADS, workload_shapes
 
-from mmreplk.ops import depthwise_conv2d  # noqa: E402
-from mmreplk.ops.dwconv import resolve_impl  # noqa: E402
-
-STAGES_31B = [(128, 31), (256, 29), (512, 27), (1024, 13)]  # (channels, kernel) at stride 4..32
+Case = Tuple[str, str, int, int, int, int, int]  # label, workload, N, C, H, W, K
 BATCH = {'cpu': {224: 8, 512: 2}, 'cuda': {224: 64, 512: 16}}
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 COLUMNS = ['shape', 'dtype', 'backend', 'N', 'C', 'HxW', 'K', 'fwd stock', 'fwd stock CL',
@@ -44,15 +45,21 @@ NOTE = ('Times in ms. fwd x = best stock layout / best fast layout (RepLKNet fee
         'the image; %peak = GF/s over the fp32 FMA peak.')
 
 
-def stage_shapes(name: str, device: str) -> List[Tuple[str, int, int, int, int]]:
-    """[(label, N, C, H, K)] for a shape-set name such as '31b-224' (batch per device)."""
+def stage_shapes(name: str, device: str) -> List[Case]:
+    """The cases of a shape-set name such as '31b-224' (batch per device)."""
     arch, size = name.split('-')
     if arch != '31b':
         raise ValueError(f'unknown shape set {name!r}; use 31b-224, 31b-512, ...')
     size = int(size)
     n = BATCH[device].get(size, BATCH[device][224] if size < 512 else BATCH[device][512])
-    return [(f'{name} s{i + 1}', n, c, size // 2**(i + 2), k)
+    return [(f'{name} s{i + 1}', '', n, c, size // 2**(i + 2), size // 2**(i + 2), k)
             for i, (c, k) in enumerate(STAGES_31B)]
+
+
+def workload_cases(name: str) -> List[Case]:
+    """The cases of a training workload (its batch sizes, non-square maps)."""
+    return [(f'{name} s{i % 4 + 1} b{n}', name, n, c, h, w, k)
+            for i, (n, c, h, w, k) in enumerate(workload_shapes(name))]
 
 
 def inside_taps(size: int, k: int) -> int:
@@ -76,12 +83,12 @@ def peak_tflops(device: str, override: float) -> float:
     return sms * 128 * 2 * 1.98e9 / 1e12
 
 
-def bench_shape(n: int, c: int, h: int, k: int, dtype: torch.dtype, device: str,
+def bench_shape(n: int, c: int, h: int, w_: int, k: int, dtype: torch.dtype, device: str,
                 min_time: float) -> Dict[str, float]:
     """Timings (ms) of the stock and fast forward / forward+backward at one shape."""
-    x = torch.randn(n, c, h, h, device=device, dtype=dtype, requires_grad=True)
+    x = torch.randn(n, c, h, w_, device=device, dtype=dtype, requires_grad=True)
     w = torch.randn(c, 1, k, k, device=device, dtype=dtype, requires_grad=True)
-    g = torch.randn(n, c, h, h, device=device, dtype=dtype)
+    g = torch.randn(n, c, h, w_, device=device, dtype=dtype)
     x_cl = x.detach().contiguous(memory_format=torch.channels_last)
 
     def stock(inp):
@@ -106,15 +113,15 @@ def bench_shape(n: int, c: int, h: int, k: int, dtype: torch.dtype, device: str,
     return res
 
 
-def shape_row(label: str, dname: str, n: int, c: int, h: int, k: int, r: Dict[str, float],
-              device: str, peak: float) -> List[str]:
+def shape_row(label: str, dname: str, n: int, c: int, h: int, w: int, k: int,
+              r: Dict[str, float], device: str, peak: float) -> List[str]:
     """One table row (strings, in the order of COLUMNS [+ ROOF_COLUMNS])."""
     probe = torch.empty(0, device=device, dtype=DTYPES[dname])
-    flops = 2 * n * c * inside_taps(h, k)**2
+    flops = 2 * n * c * inside_taps(h, k) * inside_taps(w, k)
     best_fast = min(r['fwd_fast'], r['fwd_fast_cl'])
     gf_f, gf_fb = flops / best_fast / 1e6, 3 * flops / r['fb_fast'] / 1e6
-    backend = resolve_impl(None, probe, min(k, 2 * h - 1))  # kernels are cropped to the map
-    row = [label, dname, backend, str(n), str(c), f'{h}x{h}', str(k),
+    backend = resolve_impl(None, probe, min(k, 2 * max(h, w) - 1))  # cropped to the map
+    row = [label, dname, backend, str(n), str(c), f'{h}x{w}', str(k),
            f'{r["fwd_stock"]:.2f}', f'{r["fwd_stock_cl"]:.2f}', f'{r["fwd_fast"]:.2f}',
            f'{r["fwd_fast_cl"]:.2f}',
            f'{min(r["fwd_stock"], r["fwd_stock_cl"]) / best_fast:.2f}', f'{gf_f:.1f}',
@@ -193,7 +200,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', choices=['cpu', 'cuda'], default=None)
     parser.add_argument('--dtype', nargs='+', choices=list(DTYPES), default=['fp32'])
-    parser.add_argument('--shapes', nargs='+', default=['31b-224', '31b-512'])
+    parser.add_argument('--workload', nargs='+', default=None,
+                        help=f"training workloads: {', '.join(WORKLOADS)} (default on CUDA: "
+                             'all; on CPU: none, the --shapes sets)')
+    parser.add_argument('--shapes', nargs='+', default=None,
+                        help='31b-<image> shape sets (default on CPU: 31b-224 31b-512)')
     parser.add_argument('--min-time', type=float, default=None,
                         help='seconds of timed calls per measurement (blocked_autorange); '
                              'default 1 on CPU, 0.3 on CUDA')
@@ -204,13 +215,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--e2e-batch', type=int, default=None)
     parser.add_argument('--e2e-size', type=int, default=None)
     parser.add_argument('--markdown', metavar='FILE', help='also write the report as markdown')
+    parser.add_argument('--json', metavar='FILE',
+                        help='also write the rows as JSON records (with batch and workload)')
     args = parser.parse_args(argv)
     args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device here (torch.cuda.is_available() is False)')
     if args.min_time is None:
         args.min_time = 1.0 if args.device == 'cpu' else 0.3
+    if args.workload is None and args.shapes is None:
+        args.workload = list(WORKLOADS) if args.device == 'cuda' else []
+        args.shapes = [] if args.device == 'cuda' else ['31b-224', '31b-512']
+    bad = [name for name in args.workload or [] if name not in WORKLOADS]
+    if bad:
+        parser.error(f'unknown workload {bad[0]!r}; valid: {", ".join(WORKLOADS)}')
     return args
+
+
+def cases(args: argparse.Namespace) -> List[Case]:
+    """The workloads' cases, then the shape sets'."""
+    out = [c for name in args.workload or [] for c in workload_cases(name)]
+    return out + [c for name in args.shapes or [] for c in stage_shapes(name, args.device)]
+
+
+def records(header: List[str], rows: List[List[str]], workloads: List[str]) -> List[dict]:
+    """The rows as JSON records: the columns, with batch and workload."""
+    out = []
+    for row, workload in zip(rows, workloads):
+        rec = dict(zip(header, row))
+        rec.update(batch=int(rec['N']), workload=workload)
+        out.append(rec)
+    return out
 
 
 def main(argv=None) -> None:
@@ -220,15 +255,15 @@ def main(argv=None) -> None:
     print(env, flush=True)
     peak = peak_tflops(device, args.peak_tflops)
     header = COLUMNS + (ROOF_COLUMNS if peak else [])
-    rows = []
+    rows, row_workloads = [], []
     if args.e2e != 'only':
         print(' | '.join(header), flush=True)
         for dname in args.dtype:
-            for name in args.shapes:
-                for label, n, c, h, k in stage_shapes(name, device):
-                    r = bench_shape(n, c, h, k, DTYPES[dname], device, args.min_time)
-                    rows.append(shape_row(label, dname, n, c, h, k, r, device, peak))
-                    print(' | '.join(rows[-1]), flush=True)
+            for label, workload, n, c, h, w, k in cases(args):
+                r = bench_shape(n, c, h, w, k, DTYPES[dname], device, args.min_time)
+                rows.append(shape_row(label, dname, n, c, h, w, k, r, device, peak))
+                row_workloads.append(workload)
+                print(' | '.join(rows[-1]), flush=True)
         print(NOTE)
     e2e = None
     if args.e2e != 'off':
@@ -240,6 +275,9 @@ def main(argv=None) -> None:
         with open(args.markdown, 'w') as f:
             f.write(markdown(env, command, header, rows, e2e))
         print(f'markdown report: {args.markdown}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(records(header, rows, row_workloads), f, indent=1)
 
 
 if __name__ == '__main__':

@@ -10,33 +10,39 @@ measurement: the model is in docs/dwconv.md ("Static model").
 
 Examples::
 
-    python tools/analysis_tools/inspect_kernels.py                       # everything
+    python tools/analysis_tools/inspect_kernels.py       # the workloads and 31b-512 @ 16
+    python tools/analysis_tools/inspect_kernels.py --workload upernet-ade20k-512 \
+        --arch sm_90 --dtype fp32 --summary --json ade20k.json
     python tools/analysis_tools/inspect_kernels.py --arch sm_90 --dtype fp32 --summary
     python tools/analysis_tools/inspect_kernels.py --kernel fwd --shapes 16,128,128,128,31
     python tools/analysis_tools/inspect_kernels.py --json kernels.json --jobs 2
     python tools/analysis_tools/inspect_kernels.py --sass fwd "BH=2,B=8,G=2,w1" --shapes 31b-512
 
---shapes takes N,C,H,W,K tuples or RepLKNet shape sets '<arch>-<image>' (31b-512: the four
-stage shapes of RepLKNet-31B at 512x512 input, batch --batch). Compiles are cached by Triton
+--workload takes the training settings of mmreplk.ops.kernel_model.WORKLOADS
+(upernet-ade20k-512: RepLKNet-31B's four stage shapes at batch 2, ...); --shapes takes
+N,C,H,W,K tuples or RepLKNet shape sets '<arch>-<image>' (31b-512: the four stage shapes at
+512x512 input, batch --batch). With neither, every workload and 31b-512 at batch 16.
+--batch overrides the workloads' batch sizes too. Each record carries its workload and
+batch, both models' bounds and what limits it. Compiles are cached by Triton
 (~/.triton/cache), so a second run is quick. --sass prints the annotated hot loop of one
 kernel and config at the first shape, dtype and arch selected.
 """
 import argparse
 import json
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmreplk.analysis import kernels as K  # noqa: E402
+from mmreplk.ops import kernel_model as K
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--shapes', nargs='+', default=['31b-512'],
-                   help="N,C,H,W,K tuples or RepLKNet sets such as 31b-512 (default)")
-    p.add_argument('--batch', type=int, default=16, help='batch of the RepLKNet sets')
+    p.add_argument('--workload', nargs='+', default=[],
+                   help=f"training settings: {', '.join(K.WORKLOADS)}")
+    p.add_argument('--shapes', nargs='+', default=[],
+                   help="N,C,H,W,K tuples or RepLKNet sets such as 31b-512")
+    p.add_argument('--batch', type=int, default=None,
+                   help='batch of the RepLKNet sets (default 16) and of the workloads')
     p.add_argument('--dtype', nargs='+', default=list(K.DTYPES), help='fp32 bf16 fp16')
     p.add_argument('--arch', nargs='+', default=list(K.GPUS), help='sm_80 sm_90')
     p.add_argument('--kernel', nargs='+', help='only these kernels (fwd, dgrad, wgrad, ...)')
@@ -60,6 +66,10 @@ def parse_shapes(items, batch):
             shapes.append(tuple(int(v) for v in values))
             continue
         arch, _, image = item.partition('-')
+        if arch.lower() == '31b' and image.isdigit():  # no mmcv needed for 31B
+            shapes += [(batch, c, h, w, k) for (c, k), (h, w) in
+                       zip(K.STAGES_31B, K.stage_maps((int(image), int(image))))]
+            continue
         from mmreplk.models.backbones.replknet import RepLKNet
         names = {a.lower(): a for a in RepLKNet.arch_zoo}
         if arch.lower() not in names or not image.isdigit():
@@ -67,6 +77,22 @@ def parse_shapes(items, batch):
                              f'{", ".join(RepLKNet.arch_zoo)} (e.g. 31b-512) or N,C,H,W,K')
         shapes += K.replknet_shapes(names[arch.lower()], int(image), batch)
     return shapes
+
+
+def selected_shapes(args):
+    """([(N, C, H, W, K)], [workload name per shape]) of --workload and --shapes."""
+    if not args.workload and not args.shapes:
+        args.workload, args.shapes = list(K.WORKLOADS), ['31b-512']
+    shapes, names = [], []
+    for name in args.workload:
+        found = K.workload_shapes(name, args.batch)
+        shapes += found
+        names += [name] * len(found)
+    for item in args.shapes:
+        found = parse_shapes([item], args.batch or 16)
+        shapes += found
+        names += [item if ',' not in item else ''] * len(found)
+    return shapes, names
 
 
 def check_choices(name, given, valid):
@@ -83,10 +109,10 @@ def main(argv=None):
         print('error: triton is not installed (pip install triton)', file=sys.stderr)
         return 1
     try:
-        shapes = parse_shapes(args.shapes, args.batch)
+        shapes, names = selected_shapes(args)
         check_choices('dtype', args.dtype, K.DTYPES)
         check_choices('arch', args.arch, list(K.GPUS))
-        every = K.tasks(shapes, args.dtype, args.arch)
+        every = K.tasks(shapes, args.dtype, args.arch, workloads=names)
         check_choices('kernel', args.kernel or [], sorted({t.kernel for t in every}))
         if args.sass:
             kernel, config = args.sass

@@ -1,25 +1,22 @@
-"""Static (ahead-of-time) inspection of the Triton kernels: no GPU, no CUDA driver.
+"""GPU cost model of the Triton kernels, static (ahead of time): no GPU, no CUDA driver.
 
-Each entry of a kernel module's ``aot_specs(shape, dtype)`` (:class:`mmreplk.ops.aot.AotKernel`)
-is compiled for sm_80 or sm_90 with Triton's own toolchain; the cubin's resource usage and
-the SASS of its innermost hot loop then give a static *bound* (not a measurement) on the
-fraction of the GPU's peak the kernel can reach at that shape. The model (see
-``docs/dwconv.md``, "Static model"):
+A contributor's tool beside the kernels (``tools/analysis_tools/inspect_kernels.py`` is
+its command line). Each entry of a kernel module's ``aot_specs(shape, dtype)``
+(:class:`mmreplk.ops.aot.AotKernel`) is compiled for sm_80 or sm_90 with Triton's own
+toolchain; the cubin's resource usage and the SASS of its innermost hot loop then give a
+static *bound* (an estimate, not a measurement) on the fraction of the GPU's peak the
+kernel can reach at that shape, and the resource that limits it. Two models, side by side
+(see ``docs/dwconv.md``, "Static model"):
 
-* issue: each SM sub-partition (SMSP) issues one warp-instruction per clock, so a loop of L
-  instructions takes at least L clocks per warp-iteration on its SMSP;
-* pipes: fp32 FMA/ADD/MUL and IMAD share the FMA pipes (sm_90: 32 lanes per SMSP, IMAD
-  only on the 16-lane 'heavy' half; sm_80: 16 lanes), integer/logic/compare ops the 16-lane
-  ALU, tensor instructions the tensor pipe at the per-clock rate of their shape and type;
-* L1: the SM's load/store path handles one 128-byte wavefront per clock, shared by its 4
-  SMSPs, and every load or store instruction needs at least one;
-* DRAM: each kernel reads at least one map and reads or writes another (compulsory bytes);
-* code outside the hot loop runs once per program;
-* ``useful_fraction`` (from the spec): real taps over multiply-adds issued.
+* first (``bound_basic``): issue slots, FMA / ALU / tensor pipes, one L1 wavefront per
+  memory instruction, code outside the hot loop once per program, a DRAM cap;
+* refined (``bound``, ``limiter``): L1 wavefronts from each access's width and lane
+  stride, shared-memory operands of wgmma, barrier and fence stalls, waves and tail, L2
+  and DRAM traffic, an assumed sustained clock and launch cost.
 
-The tail wave of programs is reported, not charged (it runs with fewer warps per SM).
-
-Triton is imported only by the functions that compile.
+``useful_fraction`` (from the spec) is real taps over multiply-adds issued. The named
+training workloads (:data:`WORKLOADS`) give RepLKNet-31B's shapes at the batch sizes users
+train with. Triton is imported only by the functions that compile.
 """
 import importlib
 import os
@@ -50,6 +47,10 @@ class GpuModel:
         tensor_macs: Dense tensor-core multiply-adds per clock per SM per operand type.
         dram_tbps: DRAM bandwidth (TB/s).
         smem_per_sm: Shared memory per SM usable by programs (bytes).
+        boost_ghz: The SM clock the fp32 peak is quoted at.
+        sustained_ghz: The SM clock assumed under a dense kernel (an assumption, see
+            :data:`GPUS`; ``tools/gpu_check.sh`` prints the measured one).
+        l2_tbps: L2 read bandwidth assumed available to one kernel (TB/s).
         regs_per_sm: 32-bit registers per SM.
         max_warps: Resident warps per SM.
         max_programs: Resident programs (CTAs) per SM.
@@ -63,21 +64,37 @@ class GpuModel:
     tensor_macs: Dict[str, int]
     dram_tbps: float
     smem_per_sm: int
+    boost_ghz: float
+    sustained_ghz: float
+    l2_tbps: float
     regs_per_sm: int = 65536
     max_warps: int = 64
     max_programs: int = 32
 
 
+# Peaks, bandwidths and clocks: NVIDIA's data sheets (A100 SXM4 80GB, H100 SXM5) for the
+# peaks, boost clocks and DRAM. Assumed, to be replaced by measurements: the sustained clock
+# (H100 SXM5: boost 1.98 GHz, base 1.59 GHz; a dense FMA or tensor kernel runs
+# power-limited in between: 1.755 GHz assumed; A100 SXM: 1.41 GHz boost, 1.275 assumed)
+# and the L2 bandwidth one kernel gets (H100: 4.0 TB/s, A100: 3.0 TB/s assumed; both
+# GPUs split L2 in two partitions, and lines from the far one cost more).
 GPUS: Dict[str, GpuModel] = {
     'sm_80': GpuModel(80, 'A100 SXM', 108, 0.5, 19.5,
                       dict(fp16=312, bf16=312, tf32=156), dict(fp16=1024, bf16=1024, tf32=512),
-                      2.04, 164 * 1024),
+                      2.04, 164 * 1024, boost_ghz=1.41, sustained_ghz=1.275, l2_tbps=3.0),
     'sm_90': GpuModel(90, 'H100/H200 SXM', 132, 1.0, 66.9,
                       dict(fp16=989, bf16=989, tf32=494, fp8=1979),
-                      dict(fp16=2048, bf16=2048, tf32=1024, fp8=4096), 3.35, 228 * 1024),
+                      dict(fp16=2048, bf16=2048, tf32=1024, fp8=4096), 3.35, 228 * 1024,
+                      boost_ghz=1.98, sustained_ghz=1.755, l2_tbps=4.0),
 }
 SMSPS = 4                 # sub-partitions per SM
-L1_WAVEFRONTS = 1.0       # 128-byte L1 wavefronts per clock per SM
+L1_BYTES = 128            # one L1 / shared-memory wavefront per clock per SM, 128 bytes
+BARRIER_CLOCKS = 20       # a CTA barrier (BAR.SYNC): assumed stall of the CTA's warps
+FENCE_CLOCKS = 10         # a fence / warpgroup arrive or wait / memory barrier: assumed
+LAUNCH_US = 3.0           # launch and ramp-up of one kernel (assumed, microseconds)
+SATURATING_WARPS = 16     # resident warps per SM that reach its issue rate (assumed)
+LIMITERS = ('issue', 'fma pipe', 'alu', 'lsu', 'smem', 'sync', 'tensor', 'l2', 'dram',
+            'waves', 'launch')
 
 # ------------------------------------------------------------------------------------ SASS
 
@@ -241,13 +258,18 @@ def hot_loop(instrs: Sequence[Instr], labels: Dict[str, int]) -> Tuple[int, int,
 @dataclass
 class LoopModel:
     """Static throughput model of one loop body on one GPU (clocks per warp-iteration on
-    its SMSP; every warp of the SM runs the same loop)."""
+    its SMSP; every warp of the SM runs the same loop).
+
+    ``cycles`` is the refined model (load widths, shared-memory operands of wgmma, barriers
+    and fences); ``basic_cycles`` the first one (one L1 wavefront per memory instruction,
+    no shared-memory or synchronization cost), kept to compare."""
     counts: Dict[str, int]
     instructions: int
     fma_lanes: float       # fp32-FMA-equivalent lane multiply-adds per warp-iteration
     mma_macs: float        # tensor multiply-adds per warp-iteration
     mma_kind: str
     cycles: Dict[str, float] = field(default_factory=dict)
+    basic_cycles: Dict[str, float] = field(default_factory=dict)
 
     @property
     def limiter(self) -> str:
@@ -257,11 +279,74 @@ class LoopModel:
     def clocks(self) -> float:
         return max(self.cycles.values())
 
+    @property
+    def basic_clocks(self) -> float:
+        return max(self.basic_cycles.values())
 
-def loop_model(body: Sequence[Instr], gpu: GpuModel) -> LoopModel:
-    """Count the body's instructions by class and the clocks each resource needs."""
+
+_WIDTH = {'128': 16, '64': 8, 'U16': 2, 'S16': 2, 'U8': 1, 'S8': 1}
+_MMA_BYTES = {'bf16': 2, 'fp16': 2, 'tf32': 4, 'fp8': 1}
+_ADDRESS = re.compile(r'\[(R\d+)(?:\.64)?[+\]\-]')
+
+
+def access_bytes(ins: Instr) -> int:
+    """Bytes one lane moves in a load / store instruction (from its width suffix)."""
+    return next((_WIDTH[p] for p in ins.opcode.split('.')[1:] if p in _WIDTH), 4)
+
+
+def uniform_registers(instrs: Sequence[Instr]) -> frozenset:
+    """Registers that only ever receive a uniform register (``MOV Rx, URy``,
+    ``IMAD.MOV.U32 Rx, RZ, RZ, URy``): an address in them is the same for every lane."""
+    uniform, other = set(), set()
+    for ins in instrs:
+        ops = [o.strip() for o in ins.operands.split(',')]
+        if not ops or not re.fullmatch(r'R\d+', ops[0]):
+            continue
+        if ins.base in ('MOV', 'IMAD') and ops[-1].startswith('UR') and (
+                ins.base == 'MOV' or ops[1:3] == ['RZ', 'RZ']):
+            uniform.add(ops[0])
+        else:
+            other.add(ops[0])
+    return frozenset(uniform - other)
+
+
+def wavefronts(ins: Instr, lane_bytes: int, uniform: frozenset) -> float:
+    """128-byte L1 / shared-memory wavefronts of one warp's memory instruction: one for a
+    uniform address or a shuffle; otherwise the 32 lanes' footprint, the lanes
+    ``max(width, lane_bytes)`` bytes apart (``lane_bytes`` 0: contiguous)."""
+    cls = classify(ins)
+    if cls == 'shfl':
+        return 1.0
+    address = _ADDRESS.search(ins.operands)
+    if cls in ('ldg', 'stg', 'ldgsts', 'atom') and address and address.group(1) in uniform:
+        return 1.0
+    width = access_bytes(ins)
+    stride = width if cls in ('lds', 'sts', 'local') else max(width, lane_bytes)
+    return float(min(32, max(1, -(-32 * stride // L1_BYTES))))
+
+
+def hgmma_smem_bytes(ins: Instr) -> int:
+    """Shared-memory bytes a warpgroup's HGMMA reads: B always, A unless it comes from
+    registers (``HGMMA... Rd, Ra, gdesc[...]``)."""
+    shape = mma_shape(ins.opcode)
+    if shape is None or ins.base != 'HGMMA':
+        return 0
+    m, n, k, kind, _ = shape
+    a_in_regs = re.match(r'\s*R\d+\s*,\s*R\d+', ins.operands) is not None
+    return (n * k + (0 if a_in_regs else m * k)) * _MMA_BYTES.get(kind, 2)
+
+
+def loop_model(body: Sequence[Instr], gpu: GpuModel, lane_bytes: int = 0,
+               programs: int = 1, uniform: frozenset = frozenset()) -> LoopModel:
+    """Count the body's instructions by class and the clocks each resource needs.
+
+    ``lane_bytes``: distance between adjacent lanes' addresses of the per-lane loads (the
+    kernel's layout); ``programs``: resident programs per SM (they hide each other's
+    barrier stalls); ``uniform``: registers holding lane-uniform addresses."""
     counts: Dict[str, int] = {}
     macs, kinds = 0.0, set()
+    fronts = shared_fronts = hgmma_bytes = 0.0
+    barriers = fences = 0
     for ins in body:
         cls = classify(ins)
         counts[cls] = counts.get(cls, 0) + 1
@@ -269,6 +354,14 @@ def loop_model(body: Sequence[Instr], gpu: GpuModel) -> LoopModel:
         if m:
             macs += m
             kinds.add(kind)
+        if cls in MEMORY_CLASSES:
+            w = wavefronts(ins, lane_bytes, uniform)
+            fronts += w
+            shared_fronts += w if cls in ('lds', 'sts') else 0
+        hgmma_bytes += hgmma_smem_bytes(ins)
+        if cls == 'sync':
+            barriers += ins.base == 'BAR'
+            fences += ins.base != 'BAR'
     n = counts.get
     fp = n('ffma', 0) + n('fp32', 0)
     imad = n('imad', 0)
@@ -286,17 +379,25 @@ def loop_model(body: Sequence[Instr], gpu: GpuModel) -> LoopModel:
         rate = gpu.tensor_macs.get(kind if kind in gpu.tensor_macs else 'fp16') / SMSPS
         tensor = macs / rate
     model = LoopModel(counts, len(body), 32 * (n('ffma', 0) + 2 * n('hfma2', 0)), macs, kind)
-    model.cycles = dict(issue=float(len(body)), fma=float(fma), fp16=float(fp16),
-                        alu=2.0 * (n('alu', 0) + n('cvt', 0)), xu=8.0 * n('xu', 0),
-                        l1=SMSPS * mem / L1_WAVEFRONTS, tensor=tensor)
+    common = dict(issue=float(len(body)), fma=float(fma), fp16=float(fp16),
+                  alu=2.0 * (n('alu', 0) + n('cvt', 0)), xu=8.0 * n('xu', 0), tensor=tensor)
+    model.basic_cycles = dict(common, l1=float(SMSPS * mem))
+    # per SMSP-iteration the SM runs one warpgroup's HGMMAs: their shared-memory operands
+    # and the shared loads / stores cross its 128 B/clk
+    model.cycles = dict(common, lsu=SMSPS * fronts,
+                        smem=hgmma_bytes / L1_BYTES + SMSPS * shared_fronts,
+                        sync=(BARRIER_CLOCKS * barriers + FENCE_CLOCKS * fences)
+                        / max(programs, 1))
     return model
 
 
-def pipe_bound(model: LoopModel, gpu: GpuModel, mma: bool) -> float:
-    """Fraction of the peak (tensor peak if ``mma``, else fp32 FMA) the loop can issue."""
+def pipe_bound(model: LoopModel, gpu: GpuModel, mma: bool, basic: bool = False) -> float:
+    """Fraction of the peak (tensor peak if ``mma``, else fp32 FMA) the loop can issue, by
+    the refined model or (``basic``) the first one."""
+    clocks = model.basic_clocks if basic else model.clocks
     if mma:
-        return model.cycles['tensor'] / model.clocks if model.mma_macs else 0.0
-    return model.fma_lanes / (32 * gpu.fma_rate * model.clocks)
+        return model.cycles['tensor'] / clocks if model.mma_macs else 0.0
+    return model.fma_lanes / (32 * gpu.fma_rate * clocks)
 
 
 def occupancy(regs: int, smem: int, num_warps: int, gpu: GpuModel) -> int:
@@ -306,6 +407,21 @@ def occupancy(regs: int, smem: int, num_warps: int, gpu: GpuModel) -> int:
     by_regs = gpu.regs_per_sm // (per_warp * num_warps)
     by_smem = gpu.smem_per_sm // (smem + 1024) if smem else gpu.max_programs
     return max(0, min(by_regs, by_smem, gpu.max_warps // num_warps, gpu.max_programs))
+
+
+def wave_efficiency(grid: int, programs: int, num_warps: int, gpu: GpuModel
+                    ) -> Tuple[int, float]:
+    """(waves, efficiency) of ``grid`` programs on the GPU's SMs, ``programs`` resident per
+    SM: the programs spread evenly (p per SM); each full wave of ``programs`` takes their
+    time, and a partial last wave of k programs takes that of max(k, q), q the programs
+    that saturate an SM (:data:`SATURATING_WARPS` warps)."""
+    resident = max(programs, 1)
+    per_sm = grid / gpu.sms
+    full = int(per_sm // resident)
+    rest = per_sm - full * resident
+    q = min(resident, -(-SATURATING_WARPS // num_warps))
+    time = full * resident + (max(rest, q) if rest > 1e-9 else 0.0)
+    return full + (rest > 1e-9), per_sm / time
 
 
 def peak_tflops(gpu: GpuModel, mma: bool, kind: str) -> float:
@@ -383,6 +499,19 @@ def compulsory_bytes(shape: Shape, dtype: str) -> int:
     return 2 * n * c * h * w * ELEMENT_BYTES[dtype]
 
 
+def _quoted_ghz(gpu: GpuModel, mma: bool, kind: str) -> float:
+    """The SM clock a peak is quoted at (the fp32 peak: boost; tensor peaks: from the
+    data sheet's TFLOP/s and the per-clock rate)."""
+    if not mma:
+        return gpu.boost_ghz
+    kind = kind if kind in gpu.tensor_macs else 'fp16'
+    return gpu.tensor_tflops[kind] * 1e3 / (2 * gpu.sms * gpu.tensor_macs[kind])
+
+
+_LIMITER_OF_RESOURCE = dict(issue='issue', fma='fma pipe', fp16='fma pipe', alu='alu',
+                            xu='alu', lsu='lsu', smem='smem', sync='sync', tensor='tensor')
+
+
 def inspect_spec(spec: AotKernel, shape: Shape, dtype: str, arch: str) -> Inspection:
     """Compile ``spec`` for ``arch`` ('sm_80' / 'sm_90') and evaluate the static model."""
     gpu = GPUS[arch]
@@ -391,32 +520,52 @@ def inspect_spec(spec: AotKernel, shape: Shape, dtype: str, arch: str) -> Inspec
     smem = max(res['smem'], int(getattr(compiled.metadata, 'shared', 0) or 0))
     instrs, labels = parse_sass(sass)
     first, last, found = hot_loop(instrs, labels)
-    model = loop_model(instrs[first:last + 1], gpu)
+    programs = occupancy(res['regs'], smem, spec.num_warps, gpu)
+    model = loop_model(instrs[first:last + 1], gpu, spec.lane_bytes, programs,
+                       uniform_registers(instrs))
     # Code outside the hot loop (set-up, epilogue), counted once per program against the
     # loop's trips (flops_per_program / multiply-adds per program-iteration).
     per_iter = (model.mma_macs if spec.mma else model.fma_lanes) * spec.num_warps
     exits = [i for i, ins in enumerate(instrs) if ins.base == 'EXIT']
-    outside = (exits[-1] + 1 if exits else len(instrs)) - model.instructions
+    outside = max((exits[-1] + 1 if exits else len(instrs)) - model.instructions, 0)
     trips = spec.flops_per_program / per_iter if per_iter and found else 1.0
-    overhead = max(outside, 0) / (trips * model.clocks) if found else 0.0
-    programs = occupancy(res['regs'], smem, spec.num_warps, gpu)
-    slots = gpu.sms * max(programs, 1)
-    waves = -(-spec.grid // slots)
-    wave_eff = spec.grid / (waves * slots)
-    share = pipe_bound(model, gpu, spec.mma) / (1 + overhead)
+    overhead = outside / (trips * model.clocks) if found else 0.0
+    overhead_basic = outside / (trips * model.basic_clocks) if found else 0.0
+    waves, wave_eff = wave_efficiency(spec.grid, programs, spec.num_warps, gpu)
     peak = peak_tflops(gpu, spec.mma, model.mma_kind)
     issued_flops = 2.0 * spec.flops_per_program * spec.grid
-    t_compute = issued_flops / (peak * 1e12)
-    t_dram = compulsory_bytes(shape, dtype) / (gpu.dram_tbps * 1e12)
-    dram_cap = min(1.0, t_compute / t_dram) if t_dram else 1.0
-    bound = min(share, dram_cap) * spec.useful_fraction
+    t_peak = issued_flops / (peak * 1e12)  # the issued work at the quoted peak
+    dram_bytes = compulsory_bytes(shape, dtype)
+    t_dram = dram_bytes / (gpu.dram_tbps * 1e12)
+    # the first model: loop x DRAM cap x useful
+    share_basic = pipe_bound(model, gpu, spec.mma, basic=True) / (1 + overhead_basic)
+    dram_cap = min(1.0, t_peak / t_dram) if t_dram else 1.0
+    bound_basic = min(share_basic, dram_cap) * spec.useful_fraction
+    # the refined model: sustained clock, waves, L2 and DRAM traffic, launch
+    share = pipe_bound(model, gpu, spec.mma) / (1 + overhead)
+    clock = min(1.0, gpu.sustained_ghz / _quoted_ghz(gpu, spec.mma, model.mma_kind))
+    t_loop = t_peak / max(share * clock, 1e-9)
+    t_core = t_loop / wave_eff
+    l2_bytes = spec.l2_bytes or dram_bytes
+    t_l2 = l2_bytes / (gpu.l2_tbps * 1e12)
+    t_launch = LAUNCH_US * 1e-6
+    t_total = max(t_core, t_l2, t_dram) + t_launch
+    bound = spec.useful_fraction * t_peak / t_total
+    if t_launch > max(t_core, t_l2, t_dram):
+        limiter = 'launch'
+    elif max(t_l2, t_dram) > t_core:
+        limiter = 'l2' if t_l2 >= t_dram else 'dram'
+    elif wave_eff < share * clock:
+        limiter = 'waves'
+    else:
+        limiter = _LIMITER_OF_RESOURCE.get(model.limiter, model.limiter)
     fmas = model.counts.get('ffma', 0) + model.counts.get('hfma2', 0)
     mmas = sum(model.counts.get(c, 0) for c in MMA_CLASSES)
     mem = sum(model.counts.get(c, 0) for c in MEMORY_CLASSES)
     n_, c_, h_, w_, k_ = shape
     record = dict(
         kernel=spec.kernel, config=spec.config, shape=dict(N=n_, C=c_, H=h_, W=w_, K=k_),
-        dtype=dtype, arch=arch, mma=spec.mma, num_warps=spec.num_warps,
+        batch=n_, dtype=dtype, arch=arch, mma=spec.mma, num_warps=spec.num_warps,
         regs=res['regs'], spills=res['local'] // 4, smem=smem, programs_per_sm=programs,
         occupancy=programs * spec.num_warps / gpu.max_warps,
         loop_found=found, loop_instructions=model.instructions,
@@ -424,10 +573,12 @@ def inspect_spec(spec: AotKernel, shape: Shape, dtype: str, arch: str) -> Inspec
         hfma2_share=model.counts.get('hfma2', 0) / model.instructions,
         mma_share=mmas / model.instructions, mma_in_loop=mmas > 0, mma_kind=model.mma_kind,
         loads_per_fma=mem / max(fmas + mmas, 1), counts=dict(sorted(model.counts.items())),
-        limiter=model.limiter, loop_trips=trips, overhead=overhead, pipe_bound=share,
-        wave_efficiency=wave_eff,
-        dram_cap=dram_cap, useful_fraction=spec.useful_fraction, bound=bound,
-        peak_tflops=peak, useful_tflops=bound * peak, grid=spec.grid)
+        loop_cycles=dict(model.cycles), loop_limiter=model.limiter, limiter=limiter,
+        loop_trips=trips, overhead=overhead, pipe_bound=share, pipe_bound_basic=share_basic,
+        sustained_clock=clock, grid=spec.grid, waves=waves, wave_efficiency=wave_eff,
+        l2_bytes=l2_bytes, dram_bytes=dram_bytes, l2_tbps_needed=l2_bytes / t_total / 1e12,
+        dram_cap=dram_cap, time_us=t_total * 1e6, useful_fraction=spec.useful_fraction,
+        bound_basic=bound_basic, bound=bound, peak_tflops=peak, useful_tflops=bound * peak)
     return Inspection(record, instrs, (first, last), model)
 
 
@@ -437,7 +588,8 @@ def mark_best(records: List[dict]) -> None:
     best: Dict[tuple, float] = {}
 
     def key(r):
-        return r['kernel'], tuple(r['shape'].values()), r['dtype'], r['arch']
+        return (r['kernel'], tuple(r['shape'].values()), r['dtype'], r['arch'],
+                r.get('workload', ''))
     for r in records:
         best[key(r)] = max(best.get(key(r), -1.0), r['bound'])
     seen = set()
@@ -458,9 +610,13 @@ def annotate(ins: Inspection, gpu: GpuModel) -> str:
     lines.append('// counts: ' + ', '.join(f'{k} {v}' for k, v in sorted(m.counts.items())))
     lines.append('// clocks per warp-iteration on one SMSP (%s): ' % gpu.name + ', '.join(
         f'{k} {v:g}' for k, v in m.cycles.items() if v) + f'  -> limiter: {m.limiter}')
-    lines.append(f"// pipe bound {r['pipe_bound']:.3f} x useful {r['useful_fraction']:.3f}"
-                 f" (waves {r['wave_efficiency']:.3f}, DRAM cap {r['dram_cap']:.3f})"
-                 f" = bound {r['bound']:.3f} of {r['peak_tflops']:g} TFLOP/s")
+    lines.append(f"// first model: loop share {r['pipe_bound_basic']:.3f}, DRAM cap "
+                 f"{r['dram_cap']:.3f}, x useful -> bound {r['bound_basic']:.3f}")
+    lines.append(f"// refined: loop share {r['pipe_bound']:.3f} at clock x"
+                 f"{r['sustained_clock']:.3f}, {r['waves']} waves (x{r['wave_efficiency']:.3f}),"
+                 f" L2 {r['l2_bytes'] / 1e6:.1f} MB, DRAM {r['dram_bytes'] / 1e6:.1f} MB, "
+                 f"{r['time_us']:.1f} us, x useful {r['useful_fraction']:.3f} -> bound "
+                 f"{r['bound']:.3f} of {r['peak_tflops']:g} TFLOP/s, limiter: {r['limiter']}")
     return '\n'.join(lines)
 
 
@@ -489,22 +645,26 @@ class Task:
     shape: Shape
     dtype: str
     arch: str
+    workload: str = ''
 
 
 def tasks(shapes: Sequence[Shape], dtypes: Sequence[str], archs: Sequence[str],
           kernels: Optional[Sequence[str]] = None, configs: Optional[Sequence[str]] = None,
-          modules: Optional[Sequence] = None) -> List[Task]:
+          modules: Optional[Sequence] = None,
+          workloads: Optional[Sequence[str]] = None) -> List[Task]:
     """Every (kernel, config) the modules list at each shape and dtype, for each arch,
-    optionally restricted to some kernel names and config labels."""
+    optionally restricted to some kernel names and config labels. ``workloads[i]`` names
+    the workload ``shapes[i]`` belongs to ('' for none)."""
+    names = list(workloads) if workloads is not None else [''] * len(shapes)
     out = []
     for mod in kernel_modules() if modules is None else modules:
-        for shape in shapes:
+        for shape, workload in zip(shapes, names):
             for dtype in dtypes:
                 for spec in mod.aot_specs(shape, dtype):
                     if ((kernels is None or spec.kernel in kernels)
                             and (configs is None or spec.config in configs)):
                         out += [Task(mod.__name__, spec.kernel, spec.config, tuple(shape),
-                                     dtype, arch) for arch in archs]
+                                     dtype, arch, workload) for arch in archs]
     return out
 
 
@@ -524,7 +684,7 @@ def run_task(task: Task) -> Inspection:
 
 
 def _record(task: Task) -> dict:
-    return run_task(task).record
+    return dict(run_task(task).record, workload=task.workload)
 
 
 def inspect_tasks(todo: Sequence[Task], jobs: int = 1) -> List[dict]:
@@ -546,45 +706,91 @@ def inspect_tasks(todo: Sequence[Task], jobs: int = 1) -> List[dict]:
 
 def _shape_label(r: dict) -> str:
     s = r['shape']
-    return f"{s['C']}x{s['H']}x{s['W']} K{s['K']}"
+    return f"{s['N']}x{s['C']}x{s['H']}x{s['W']} K{s['K']}"
 
 
 def format_table(records: Sequence[dict]) -> str:
-    """One row per record; '*' marks the best config of its (kernel, shape, dtype, arch)."""
-    head = (f"{'kernel':8} {'shape (C HxW K)':17} {'dtype':5} {'arch':5} {'config':28} "
+    """One row per record; '*' marks the best config of its (kernel, shape, dtype, arch).
+    'basic' is the first model's bound, 'bound' the refined one's, 'limit' what limits it."""
+    head = (f"{'kernel':8} {'shape (N C HxW K)':22} {'dtype':5} {'arch':5} {'config':28} "
             f"{'regs':>4} {'spill':>5} {'smem':>6} {'occ':>4} {'loop':>5} {'fma%':>5} "
-            f"{'mma%':>5} {'ld/fma':>6} {'useful':>6} {'pipe':>5} {'bound':>5} "
-            f"{'TFLOP/s':>7} {'limit':6} best")
+            f"{'mma%':>5} {'useful':>6} {'waves':>5} {'basic':>5} {'bound':>5} "
+            f"{'TFLOP/s':>7} {'limit':8} best")
     lines = [head, '-' * len(head)]
     for r in records:
         lines.append(
-            f"{r['kernel']:8} {_shape_label(r):17} {r['dtype']:5} {r['arch']:5} "
+            f"{r['kernel']:8} {_shape_label(r):22} {r['dtype']:5} {r['arch']:5} "
             f"{r['config']:28} {r['regs']:4d} {r['spills']:5d} {r['smem']:6d} "
             f"{r['occupancy']:4.2f} {r['loop_instructions']:5d} {100 * r['ffma_share']:5.1f} "
-            f"{100 * r['mma_share']:5.1f} {r['loads_per_fma']:6.3f} {r['useful_fraction']:6.3f} "
-            f"{r['pipe_bound']:5.3f} {r['bound']:5.3f} {r['useful_tflops']:7.1f} "
-            f"{r['limiter']:6} {'*' if r.get('best_for_shape') else ''}")
+            f"{100 * r['mma_share']:5.1f} {r['useful_fraction']:6.3f} {r['waves']:5d} "
+            f"{r['bound_basic']:5.3f} {r['bound']:5.3f} {r['useful_tflops']:7.1f} "
+            f"{r['limiter']:8} {'*' if r.get('best_for_shape') else ''}")
     return '\n'.join(lines)
 
 
 def format_summary(records: Sequence[dict]) -> str:
-    """One row per (kernel, shape, dtype, arch): the best config and the range of the bound
-    over the configs inspected."""
+    """One row per (workload, kernel, shape, dtype, arch): the best config (refined model),
+    its bound by both models, what limits it, and the range over the configs inspected."""
     groups: Dict[tuple, List[dict]] = {}
     for r in records:
-        groups.setdefault((r['kernel'], _shape_label(r), r['dtype'], r['arch']), []).append(r)
-    head = (f"{'kernel':8} {'shape (C HxW K)':17} {'dtype':5} {'arch':5} {'best config':28} "
-            f"{'fma%':>5} {'useful':>6} {'bound':>5} {'TFLOP/s':>7} {'configs':>7} "
-            f"{'bound range':>11}")
+        key = (r.get('workload', ''), r['kernel'], _shape_label(r), r['dtype'], r['arch'])
+        groups.setdefault(key, []).append(r)
+    head = (f"{'workload':22} {'kernel':8} {'shape (N C HxW K)':22} {'dtype':5} {'arch':5} "
+            f"{'best config':28} {'useful':>6} {'waves':>5} {'basic':>5} {'bound':>5} "
+            f"{'TFLOP/s':>7} {'limit':8} {'configs':>7} {'bound range':>11}")
     lines = [head, '-' * len(head)]
-    for (kernel, shape, dtype, arch), rows in groups.items():
+    for (workload, kernel, shape, dtype, arch), rows in groups.items():
         best = max(rows, key=lambda r: r['bound'])
         lo, hi = min(r['bound'] for r in rows), best['bound']
-        lines.append(f"{kernel:8} {shape:17} {dtype:5} {arch:5} {best['config']:28} "
-                     f"{100 * best['ffma_share']:5.1f} {best['useful_fraction']:6.3f} "
-                     f"{hi:5.3f} {best['useful_tflops']:7.1f} {len(rows):7d} "
-                     f"{lo:5.3f}-{hi:5.3f}")
+        lines.append(f"{workload or '-':22} {kernel:8} {shape:22} {dtype:5} {arch:5} "
+                     f"{best['config']:28} {best['useful_fraction']:6.3f} {best['waves']:5d} "
+                     f"{best['bound_basic']:5.3f} {hi:5.3f} {best['useful_tflops']:7.1f} "
+                     f"{best['limiter']:8} {len(rows):7d} {lo:5.3f}-{hi:5.3f}")
     return '\n'.join(lines)
+
+
+# ------------------------------------------------------------------------------- workloads
+
+#: (depthwise channels, kernel) of RepLKNet-31B's four stages (strides 4, 8, 16, 32).
+STAGES_31B = ((128, 31), (256, 29), (512, 27), (1024, 13))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A training setting users run RepLKNet-31B in: images per GPU and the input size."""
+    batches: Tuple[int, ...]
+    image: Tuple[int, int]  # (H, W) of the network input
+    what: str
+
+
+WORKLOADS: Dict[str, Workload] = {
+    'upernet-ade20k-512': Workload((2,), (512, 512), 'UPerNet, ADE20K 512x512 crops'),
+    'upernet-cityscapes-769': Workload((2,), (769, 769), 'UPerNet, Cityscapes 769x769 crops'),
+    # resized to fit 1333x800 and padded to a multiple of 32: a 3:2 image is 1216x800
+    'cascade-coco-1333x800': Workload((1, 2), (800, 1216), 'Cascade R-CNN, COCO 1333x800'),
+    'imagenet-224': Workload((64,), (224, 224), 'ImageNet classification 224x224'),
+}
+
+
+def stage_maps(image: Tuple[int, int]) -> List[Tuple[int, int]]:
+    """(H, W) of the four stage maps for an input (H, W): a stride-2 conv with padding 1
+    gives ceil(x / 2); the stem has two, each transition one."""
+    h, w = (-(-v // 4) for v in image)  # ceil(ceil(v / 2) / 2) == ceil(v / 4)
+    maps = []
+    for _ in STAGES_31B:
+        maps.append((h, w))
+        h, w = -(-h // 2), -(-w // 2)
+    return maps
+
+
+def workload_shapes(name: str, batch: Optional[int] = None) -> List[Shape]:
+    """(N, C, H, W, K) of RepLKNet-31B's large-kernel convs in a workload, for each of its
+    batch sizes (or ``batch``); ValueError names an unknown workload."""
+    if name not in WORKLOADS:
+        raise ValueError(f'unknown workload {name!r}; valid: {", ".join(WORKLOADS)}')
+    wl = WORKLOADS[name]
+    return [(n, c, h, w, k) for n in ((batch,) if batch else wl.batches)
+            for (c, k), (h, w) in zip(STAGES_31B, stage_maps(wl.image))]
 
 
 def replknet_shapes(arch: str = '31B', image: int = 512, batch: int = 16) -> List[Shape]:
