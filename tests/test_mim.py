@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, import_tool, loader_options
 from mmengine.config import Config
+from optional import import_installed
 
 from mmreplk.errors import ConfigError
 
+MIM_EXTRA = 'pip install ".[mim]" && pip install --no-deps openmim==0.3.9'
 
 
 def _run(cmd, cwd, timeout=300) -> subprocess.CompletedProcess:
@@ -108,7 +110,7 @@ def test_scope_prefix_in_a_checkout(tmp_path):
 @pytest.mark.slow
 def test_installed_package_configs_by_scope_and_mim_train(scratch_python, tmp_path,
                                                           ade20k_root):
-    pytest.importorskip('mim', reason='openmim is an optional extra: pip install openmim')
+    import_installed('openmim', 'mim', MIM_EXTRA)
     (tmp_path / 'user_config.py').write_text(USER_CONFIG)
     out = _run([scratch_python, '-c', textwrap.dedent(CHECKS)], cwd=tmp_path).stdout
     configs = len(list((ROOT / 'configs').glob('*.py')))
@@ -130,3 +132,26 @@ def test_installed_package_configs_by_scope_and_mim_train(scratch_python, tmp_pa
     assert f'{script}' in train.stdout and '.mim/tools/train.py' in train.stdout
     assert (work_dir / 'iter_2.pth').is_file()
     assert 'mIoU' in (train.stdout + train.stderr)
+
+
+@pytest.mark.slow
+def test_mim_download_and_search(scratch_python, tmp_path):
+    """``mim download`` fetches the ImageNet weights an entry's config loads (already in
+    the destination here, as after a first download: no network) and dumps its config;
+    ``mim search`` lists every entry with its weights."""
+    import_installed('openmim', 'mim', MIM_EXTRA)
+    dest = tmp_path / 'dest'
+    weights = 'replknet-31B_3rdparty_in1k_20221118-fd08e268.pth'
+    dest.mkdir()
+    (dest / weights).write_bytes(b'')
+    out = _run([scratch_python, '-m', 'mim', 'download', 'mmreplk', '--config',
+                'upernet_replk31b_ade20k', '--dest', dest], cwd=tmp_path).stdout
+    assert f'{weights} exists in {dest}' in out
+    dumped = Config.fromfile(str(dest / 'upernet_replk31b_ade20k.py'))
+    assert dumped.model.backbone.init_cfg.checkpoint.endswith(weights)
+
+    out = _run([scratch_python, '-m', 'mim', 'search', 'mmreplk', '--field', 'weight'],
+               cwd=tmp_path).stdout
+    for config in (ROOT / 'configs').glob('*.py'):
+        assert config.stem in out
+    assert weights in out
