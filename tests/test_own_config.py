@@ -1,7 +1,8 @@
 """docs/own_config.md: each snippet, as written there, on top of mmseg's / mmdet's own
-installed config, builds a RepLKNet model (SyncBN, the heads' widths matching the stages)
-and an optimizer (no weight decay on norms and biases; layer decay where the snippet asks
-for it) and takes one training step on CPU at a tiny depth."""
+installed config: the heads (mmseg) or the neck (mmdet) take the widths of the snippet's
+arch, the backbone is built with SyncBN, the optimizer gives norms and biases no weight
+decay (and layer decay where the snippet asks for it), and at a tiny arch the model takes
+one training step on CPU."""
 import math
 import re
 
@@ -14,13 +15,13 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 from mmreplk.engine.optimizers import check_optimizer_constructor
+from mmreplk.models.arch import ARCH_ZOO
 
 DOC = ROOT / 'docs' / 'own_config.md'
 SNIPPETS = re.findall(r"```python\n(_base_ = '(mm\w+)::.*?)```", DOC.read_text(), re.S)
-WIDTHS_31B = [128, 256, 512, 1024]
-# 31B's stage widths (what the snippets' in_channels must match), one block per stage
-TINY_31B = dict(layers=[1, 1, 1, 1], channels=WIDTHS_31B, large_kernel_sizes=[5, 5, 5, 5],
-                small_kernel=3, dw_ratio=1.0)
+TINY = dict(layers=[1, 1, 1, 1], channels=[8, 16, 24, 32], large_kernel_sizes=[5, 5, 5, 5],
+            small_kernel=3, dw_ratio=1.0)
+WIDTH = 16  # of every head and of the FPN
 SIZE = 64
 
 
@@ -33,16 +34,42 @@ def test_the_doc_has_the_three_snippets():
         ('mmseg', 'swin'), ('mmseg', 'convnext'), ('mmdet', 'convnext')]
 
 
-def _tiny(cfg: Config) -> None:
-    """The test's own changes: a shallow backbone at 31B's widths, narrow heads, a small
-    input and few RoIs, fp32 on CPU."""
-    model = cfg.model
-    model.backbone.update(arch=TINY_31B, init_cfg=None)
-    model.data_preprocessor.pop('size', None)
+def _stage_inputs(model: dict) -> dict:
+    """Where the config feeds the backbone's stages: head or neck -> in_channels."""
     if 'decode_head' in model:
-        model.decode_head.channels = 16
-        model.auxiliary_head.channels = 8
+        return {'decode_head': model.decode_head.in_channels,
+                'auxiliary_head': model.auxiliary_head.in_channels}
+    return {'neck': model.neck.in_channels}
+
+
+def _expected_inputs(model: dict, widths: list) -> dict:
+    """What each head or neck must take from a backbone with stage ``widths``."""
+    if 'decode_head' in model:
+        index = model.auxiliary_head.in_index
+        return {'decode_head': [widths[i] for i in model.decode_head.in_index],
+                'auxiliary_head': widths[index]}
+    return {'neck': widths}
+
+
+def _tiny(cfg: Config) -> None:
+    """The test's own changes: a tiny arch (the heads' inputs follow its widths by the
+    rule checked above), narrow heads, a small input and few RoIs, fp32 on CPU."""
+    model = cfg.model
+    model.backbone.update(arch=TINY, init_cfg=None, with_cp=False)
+    for part, value in _expected_inputs(model, TINY['channels']).items():
+        model[part].in_channels = value
+    if 'decode_head' in model:
+        model.data_preprocessor.size = (SIZE, SIZE)
+        model.decode_head.channels = WIDTH
+        model.auxiliary_head.channels = WIDTH
     else:
+        roi = model.roi_head
+        model.neck.out_channels = WIDTH
+        model.rpn_head.update(in_channels=WIDTH, feat_channels=WIDTH)
+        roi.bbox_roi_extractor.out_channels = roi.mask_roi_extractor.out_channels = WIDTH
+        for head in roi.bbox_head:
+            head.update(in_channels=WIDTH, conv_out_channels=WIDTH, fc_out_channels=WIDTH)
+        roi.mask_head.update(in_channels=WIDTH, conv_out_channels=WIDTH)
         model.train_cfg.rpn_proposal.update(nms_pre=64, max_per_img=32)
         for stage in model.train_cfg.rcnn:
             stage.sampler.num = 8
@@ -50,14 +77,20 @@ def _tiny(cfg: Config) -> None:
     cfg.optim_wrapper.pop('loss_scale', None)
 
 
-def _seg_batch(num_classes: int) -> dict:
+def _seg_batch(num_classes: int, batch: int = 2) -> dict:
+    """Random images and labels (two: the pooling module's 1x1 cell needs a batch for
+    BN)."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    sample = SegDataSample(metainfo=dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE)))
-    labels = torch.randint(0, num_classes, (1, SIZE, SIZE))
-    sample.gt_sem_seg = PixelData(data=labels)
-    image = torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8)
-    return dict(inputs=[image], data_samples=[sample])
+    samples = []
+    for _ in range(batch):
+        sample = SegDataSample(metainfo=dict(img_shape=(SIZE, SIZE),
+                                             ori_shape=(SIZE, SIZE)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, SIZE, SIZE)))
+        samples.append(sample)
+    images = [torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8)
+              for _ in range(batch)]
+    return dict(inputs=images, data_samples=samples)
 
 
 def _det_batch() -> dict:
@@ -72,7 +105,9 @@ def test_snippet_builds_and_trains_one_step(snippet, scope, tmp_path):
     path.write_text(snippet)
     cfg = Config.fromfile(str(path))
     check_optimizer_constructor(cfg)  # the snippet passes the config check
-    assert cfg.model.backbone.arch == '31B'
+    widths = ARCH_ZOO[cfg.model.backbone.arch]['channels']
+    assert _stage_inputs(cfg.model) == _expected_inputs(cfg.model, widths)
+    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
     _tiny(cfg)
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(scope):
