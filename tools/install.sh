@@ -106,7 +106,7 @@ stack_complete() {
 install_optional() {
   ONNX_PACKAGES=("onnx>=1.16" "onnxruntime>=1.18" "onnxslim>=0.1.40")
   MIM_IMPORTS=(requests rich click colorama tabulate pandas model-index)
-  DEPLOY_IMPORTS=(aenum prettytable terminaltables multiprocess)
+  DEPLOY_IMPORTS=(aenum)  # and onnx; the rest of what it imports comes with mmseg / mmdet
   { "$PY" -m pip install -q --disable-pip-version-check "${ONNX_PACKAGES[@]}" "${MIM_IMPORTS[@]}" \
     && "$PY" -m pip install -q --disable-pip-version-check --no-deps "openmim==0.3.9"; } \
     || say "onnx / onnxruntime / openmim could not be installed: the ONNX and mim tests will be skipped"
