@@ -68,7 +68,8 @@ out['mmdet'] = ver('mmdet')
 out['ftfy'] = ver('ftfy')
 out['pytest'] = ver('pytest')
 out['mim'] = ver('mim')
-out['mmdeploy'] = ver('mmdeploy.apis') and ver('mmdeploy')
+# importing mmdeploy.apis takes seconds: its package and the one import it lacks suffice
+out['mmdeploy'] = 'ok' if importlib.util.find_spec('mmdeploy') and importlib.util.find_spec('aenum') else None
 import os
 spec = importlib.util.find_spec('mmreplk')
 root = os.environ.get('MMREPLK_ROOT', '')
