@@ -113,7 +113,7 @@ install_optional() {
     || say "onnx / onnxruntime / openmim could not be installed: the ONNX and mim tests will be skipped"
   { "$PY" -m pip install -q --disable-pip-version-check "${DEPLOY_IMPORTS[@]}" \
     && "$PY" -m pip install -q --disable-pip-version-check --no-deps "mmdeploy==1.3.1"; } \
-    || say "mmdeploy 1.3.1 could not be installed (its wheels are for Linux and Windows x86_64): the mmdeploy test will be skipped"
+    || say "mmdeploy 1.3.1 could not be installed (no wheel for this platform, or no network): the mmdeploy test will be skipped"
 }
 
 if [ "${1:-}" = "--check" ]; then
