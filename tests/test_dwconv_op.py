@@ -48,14 +48,53 @@ def test_fake_kernel_matches_real_output(channels_last):
     assert fake_gw.shape == (4, 1, 9, 7)
 
 
-def test_export_sees_one_op():
-    conv = DepthwiseConv2d(4, 4, 13, padding=6, groups=4, impl='cpu')
-    ep = torch.export.export(conv, (torch.randn(1, 4, 16, 16),))
-    targets = [n.target for n in ep.graph.nodes if n.op == 'call_function']
-    assert [t for t in targets if 'mmreplk' in str(t)] == [OPS.dwconv2d.default]
-    assert not any('convolution' in str(t) for t in targets)
+def _call_targets(graph):
+    return [str(n.target) for n in graph.nodes if n.op == 'call_function']
+
+
+def _export(strict):
+    def record(model, x):
+        ep = torch.export.export(model, (x,), strict=strict)
+        return _call_targets(ep.graph), _call_targets(ep.run_decompositions().graph)
+    return record
+
+
+def _jit_trace(model, x):
+    graph = torch.jit.trace(model, (x,)).inlined_graph
+    return [n.kind() for n in graph.nodes()], None
+
+
+@pytest.mark.parametrize('record', [_jit_trace, _export(False), _export(True)],
+                         ids=['jit.trace', 'export', 'export-strict'])
+@pytest.mark.parametrize('impl', [None, 'cpu'])
+def test_tracers_record_a_stock_convolution(record, impl):
+    """torch.jit.trace (TorchScript ONNX export, FlopAnalyzer, mmdeploy) and torch.export
+    (dynamo ONNX export) record aten convolutions, not the custom op; after
+    run_decompositions() the core-ATen graph holds aten.convolution."""
+    conv = DepthwiseConv2d(4, 4, 13, padding=6, groups=4, impl=impl)
     x = torch.randn(1, 4, 16, 16)
-    torch.testing.assert_close(ep.module()(x), conv(x))
+    targets, decomposed = record(conv, x)
+    assert not [t for t in targets if 'mmreplk' in t]
+    assert [t for t in targets if 'conv' in t] in (
+        ['aten::_convolution'], ['aten.conv2d.default'])
+    if decomposed is not None:
+        assert [t for t in decomposed if 'conv' in t] == ['aten.convolution.default']
+    torch.testing.assert_close(torch.export.export(conv, (x,)).module()(x), conv(x))
+
+
+def test_op_is_called_in_eager_mode(monkeypatch):
+    """Outside tracers the fast path runs: the custom op is called (the tracer test above
+    fails if lowers_to_stock is always true, this one if it is never false)."""
+    calls = []
+    real = OPS.dwconv2d
+
+    def spy(*args):
+        calls.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(OPS, 'dwconv2d', spy)
+    DepthwiseConv2d(4, 4, 13, padding=6, groups=4, impl='cpu')(torch.randn(1, 4, 16, 16))
+    assert calls == ['cpu']
 
 
 def test_compile_fullgraph_matches_eager():

@@ -12,8 +12,7 @@ from conftest import TINY_ARCH, import_tool
 from mmreplk.analysis.complexity import (TensorForward, build_from_config,
                                          complexity_report, conv2d_macs,
                                          count_flops, count_params,
-                                         detector_forward, switch_to_deploy,
-                                         use_stock_dwconv)
+                                         detector_forward, switch_to_deploy)
 from mmreplk.ops import DepthwiseConv2d
 
 # a second arch: other widths, a 1.5 dw_ratio, a 9x9 kernel
@@ -93,15 +92,33 @@ def test_single_conv_hand_count():
 
 @pytest.mark.parametrize('impl', [None, 'auto', 'cpu', 'torch'])
 def test_depthwise_conv2d_counted_like_nn_conv2d(impl):
-    dw = DepthwiseConv2d(8, 8, 7, padding=3, groups=8, bias=False, impl=impl)
-    ref = nn.Conv2d(8, 8, 7, padding=3, groups=8, bias=False)
+    """The fast path (a 13x13 kernel on CPU) is counted as a convolution by our counter
+    and by mmengine's get_model_complexity_info, the tool users already run."""
+    from mmengine.analysis import get_model_complexity_info
+    dw = DepthwiseConv2d(8, 8, 13, padding=6, groups=8, bias=False, impl=impl)
+    ref = nn.Conv2d(8, 8, 13, padding=6, groups=8, bias=False)
     x = torch.randn(2, 8, 12, 9)
-    expected = conv2d_macs(8, 8, 7, (12, 9), groups=8, batch=2)
+    expected = conv2d_macs(8, 8, 13, (12, 9), groups=8, batch=2)
     assert count_flops(dw, x).total() == count_flops(ref, x).total() == expected
-    assert dw.impl == impl  # restored after the count
-    with use_stock_dwconv(dw):
-        assert dw.impl == 'torch'
+    info = get_model_complexity_info(dw, inputs=(x, ), show_table=False, show_arch=False)
+    assert info['flops'] == expected
     assert dw.impl == impl
+
+
+def test_replknet_31b_default_counted_as_stock():
+    """mmengine's get_model_complexity_info on a default RepLKNet-31B equals the count with
+    dwconv_impl='torch', to the MAC (a small input keeps the trace cheap)."""
+    from mmengine.analysis import get_model_complexity_info
+    from mmreplk.models import RepLKNet
+    model = RepLKNet(arch='31B').eval()
+    counts = []
+    for impl in (None, 'torch'):
+        for m in model.modules():
+            if isinstance(m, DepthwiseConv2d):
+                m.impl = impl
+        counts.append(get_model_complexity_info(model, (3, 64, 64), show_table=False,
+                                                show_arch=False)['flops'])
+    assert counts[0] == counts[1] > 0
 
 
 # ----------------------------------------------------------------- RepLKNet

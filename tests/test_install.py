@@ -23,9 +23,15 @@ if args == ['-']:  # the status probe of install.sh
                  mmseg='None', mmdet='None', ftfy='None', pytest='9.0', mmreplk='None')
     if mode == 'mmcv22':
         state['mmcv'] = '2.2.0'
+    if mode == 'no_extras':  # a complete stack without mim and mmdeploy
+        state.update(mmengine='0.10.7', mmcv='2.1.0', mmcv_ops='ok', mmseg='1.2.2',
+                     mmdet='3.3.0', ftfy='6.3', mmreplk='ok')
     print('\\n'.join(f'{{k}}={{v}}' for k, v in state.items()))
     sys.exit(0)
 if args[:2] == ['-m', 'pip']:
+    if 'PIP_LOG' in os.environ:
+        with open(os.environ['PIP_LOG'], 'a') as log:
+            log.write(' '.join(args[2:]) + '\\n')
     if mode == 'offline' and 'install' in args:
         print("WARNING: Retrying ... NewConnectionError('Failed to establish a new "
               "connection: [Errno -3] Temporary failure in name resolution')")
@@ -71,3 +77,18 @@ def test_install_check_reports_incomplete_stack(tmp_path):
         text=True, env=dict(os.environ, PYTHON=str(fake), FAKE_MODE='mmcv22'))
     assert result.returncode == 1
     assert 'mmcv: 2.2.0' in result.stdout
+
+
+def test_a_complete_stack_gets_the_optional_packages_without_their_pins(tmp_path):
+    """openmim and mmdeploy go in with --no-deps, after exactly what they import."""
+    log = tmp_path / 'pip.log'
+    result = run_install(tmp_path, 'no_extras', PIP_LOG=str(log))
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    no_deps = [c.split()[-1] for c in calls if '--no-deps' in c]
+    assert no_deps == ['openmim==0.3.9', 'mmdeploy==1.3.1']
+    others = ' '.join(c for c in calls if '--no-deps' not in c).split()
+    for imported in ('requests', 'rich', 'click', 'tabulate', 'pandas', 'model-index',
+                     'aenum', 'onnx>=1.16', 'onnxruntime>=1.18'):
+        assert imported in others, imported
+    assert 'opendatalab' not in others and not any('protobuf' in c for c in others)

@@ -1,10 +1,15 @@
 """RepLKNet.get_layer_depth and mmreplk.LayerDecayOptimizerConstructor give each
 parameter the official layer-wise group and its lr."""
+import warnings
+
 import pytest
 import torch.nn as nn
+from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
+from mmreplk.engine.optimizers import check_optimizer_constructor
+from mmreplk.errors import ConfigError
 from mmreplk.models import RepLKNet, RepLKNetClassifier
 
 RATE = 0.5
@@ -39,11 +44,11 @@ class Segmentor(nn.Module):
         self.decode_head = nn.Conv2d(8, 3, 1)
 
 
-def build(model: nn.Module, decay_type: str, scope: str = 'mmseg'):
+def build(model: nn.Module, decay_type: str, scope: str = 'mmseg', **paramwise):
     cfg = dict(
         constructor='mmreplk.LayerDecayOptimizerConstructor',
         optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05),
-        paramwise_cfg=dict(decay_rate=RATE, decay_type=decay_type))
+        paramwise_cfg=dict(decay_rate=RATE, decay_type=decay_type, **paramwise))
     with DefaultScope.overwrite_default_scope(scope):
         wrapper = build_optim_wrapper(model, cfg)
     lr, wd = {}, {}
@@ -122,3 +127,45 @@ def test_bad_settings_are_reported():
             dict(constructor='mmreplk.LayerDecayOptimizerConstructor',
                  optimizer=dict(type='AdamW', lr=1.0),
                  paramwise_cfg=dict(decay_rate=0.9)))
+
+
+def test_ignored_paramwise_keys_are_warned_in_one_line():
+    with pytest.warns(UserWarning) as record:
+        build(Segmentor(), 'stage_wise', num_layers=12, norm_decay_mult=0.)
+    message = str(record[0].message)
+    assert 'ignores paramwise_cfg norm_decay_mult, num_layers' in message
+    assert '\n' not in message
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        build(Segmentor(), 'stage_wise')
+
+
+HOST = 'LearningRateDecayOptimizerConstructor'
+
+
+@pytest.mark.parametrize('scope, constructor, backbone, refused', [
+    ('mmseg', HOST, 'mmreplk.RepLKNet', True),
+    ('mmdet', HOST, 'mmreplk.RepLKNet', True),
+    ('mmdet', f'mmseg.{HOST}', 'mmreplk.RepLKNet', True),
+    ('mmseg', 'LayerDecayOptimizerConstructor', 'mmreplk.RepLKNet', True),  # mmseg's BEiT one
+    ('mmseg', 'mmreplk.LayerDecayOptimizerConstructor', 'mmreplk.RepLKNet', False),
+    ('mmdet', 'DefaultOptimWrapperConstructor', 'mmreplk.RepLKNet', False),
+    ('mmpretrain', 'LearningRateDecayOptimWrapperConstructor', 'mmreplk.RepLKNet', False),
+    ('mmseg', HOST, 'mmpretrain.ConvNeXt', False),
+    ('mmdet', None, 'mmreplk.RepLKNet', False),
+])
+def test_host_layer_decay_on_a_replknet_is_a_config_error(scope, constructor, backbone,
+                                                          refused):
+    optim = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))
+    if constructor:
+        optim.update(constructor=constructor, paramwise_cfg=dict(num_layers=12))
+    cfg = Config(dict(default_scope=scope, optim_wrapper=optim,
+                      model=dict(backbone=dict(type=backbone))))
+    if not refused:
+        check_optimizer_constructor(cfg)
+        return
+    with pytest.raises(ConfigError) as error:
+        check_optimizer_constructor(cfg)
+    message = str(error.value)
+    assert f"constructor='{constructor}'" in message and '\n' not in message
+    assert "set optim_wrapper.constructor='mmreplk.LayerDecayOptimizerConstructor'" in message

@@ -2,7 +2,8 @@
 checkout, installed (not editable) into a scratch virtual environment that sees the shared
 stack (torch, mmcv, mmseg, mmdet, openmim) but not the checkout. The package carries its
 configs, tools and model index in mmreplk/.mim; ``mmreplk::`` configs load and inherit;
-``mim train mmreplk`` trains a user's config derived from one."""
+``mim train mmreplk`` trains a user's config derived from one; ``mim download`` and ``mim
+search`` read the model index."""
 import os
 import re
 import shutil
@@ -14,10 +15,15 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, loader_options
 from mmengine.config import Config
+from optional import import_installed
 
 from mmreplk.apis import load_config
 from mmreplk.errors import ConfigError
 
+MIM_EXTRA = 'pip install ".[mim]" && pip install --no-deps openmim==0.3.9'
+# the configs that start from the downloadable ImageNet-1K weights (the model index's Weights)
+IMAGENET_1K = ['cascade_mask_rcnn_replk31b_coco', 'cascade_rcnn_replk31b_coco',
+               'fcos_replk31b_coco', 'upernet_replk31b_ade20k', 'upernet_replk31b_cityscapes']
 
 
 def _run(cmd, cwd, timeout=300) -> subprocess.CompletedProcess:
@@ -86,6 +92,17 @@ CHECKS = '''
         get_installed_path('mmreplk'), 'upernet_replk31b_ade20k.py', followlinks=True)])
     from modelindex.load_model_index import load
     print('model index:', len(load(os.path.join(mim, 'model-index.yml')).models))
+    from mim import download, get_model_info
+    weights = 'replknet-31B_3rdparty_in1k_20221118-fd08e268.pth'
+    os.makedirs('dest')
+    open(os.path.join('dest', weights), 'wb').close()  # as after a first download
+    download('mmreplk', ['upernet_replk31b_ade20k'], dest_root='dest')
+    dumped = Config.fromfile('dest/upernet_replk31b_ade20k.py')
+    print('mim download:', sorted(os.listdir('dest')),
+          dumped.model.backbone.init_cfg.checkpoint.endswith(weights))
+    info = get_model_info('mmreplk', to_dict=True)
+    print('mim search:', len(info), sorted(k for k, v in info.items()
+                                           if str(v.get('weight')).endswith(weights)))
 '''
 
 
@@ -112,11 +129,13 @@ def test_scope_prefix_in_a_checkout(tmp_path):
 @pytest.mark.slow
 def test_installed_package_configs_by_scope_and_mim_train(scratch_python, tmp_path,
                                                           ade20k_root):
-    pytest.importorskip('mim', reason='openmim is an optional extra: pip install openmim')
+    import_installed('openmim', 'mim', MIM_EXTRA)
     (tmp_path / 'user_config.py').write_text(USER_CONFIG)
     out = _run([scratch_python, '-c', textwrap.dedent(CHECKS)], cwd=tmp_path).stdout
     configs = len(list((ROOT / 'configs').glob('*.py')))
-    assert out.strip().splitlines()[-7:] == [
+    prefixes = ('installed:', 'copies:', 'before the engine:', 'mmreplk::', 'user config:',
+                'mim finds:', 'model index:', 'mim download:', 'mim search:')
+    assert [line for line in out.splitlines() if line.startswith(prefixes)] == [
         'installed: True',
         'copies: True',
         'before the engine: not found',
@@ -124,6 +143,11 @@ def test_installed_package_configs_by_scope_and_mim_train(scratch_python, tmp_pa
         'user config: 2 2 mmreplk.RepLKNet mmseg',
         "mim finds: ['configs/upernet_replk31b_ade20k.py']",
         f'model index: {configs}',
+        # mim download: the ImageNet weights the config loads (present: no network) and
+        # the config; mim search: every entry, the ImageNet-1K ones with their weights
+        "mim download: ['replknet-31B_3rdparty_in1k_20221118-fd08e268.pth', "
+        "'upernet_replk31b_ade20k.py'] True",
+        f'mim search: {configs} {IMAGENET_1K}',
     ]
 
     work_dir = tmp_path / 'work'
@@ -134,3 +158,4 @@ def test_installed_package_configs_by_scope_and_mim_train(scratch_python, tmp_pa
     assert f'{script}' in train.stdout and '.mim/tools/train.py' in train.stdout
     assert (work_dir / 'iter_2.pth').is_file()
     assert 'mIoU' in (train.stdout + train.stderr)
+

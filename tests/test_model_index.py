@@ -6,6 +6,7 @@ import os.path as osp
 import pytest
 import torch
 from conftest import ROOT, import_tool
+from optional import import_installed
 
 from mmreplk.analysis.complexity import build_from_config, count_params
 
@@ -87,13 +88,17 @@ def test_entries_say_what_each_config_trains_and_starts_from(entries, configs):
         init = backbone.init_cfg
         if init is None:
             assert meta['Pretrain'] == 'none' and 'Pretrained Weights' not in meta
+            assert 'Weights' not in e, e['Name']
         elif '://' in init.checkpoint:
             assert meta['Pretrained Weights'] == init.checkpoint, e['Name']
             assert meta['Pretrain'] == 'ImageNet-1K' and 'Pretrained File' not in meta
+            # what `mim download mmreplk --config NAME` fetches: the weights it loads
+            assert e['Weights'] == init.checkpoint, e['Name']
         else:  # the authors' file, converted once (docs/configs.md)
             assert meta['Pretrained File'] == init.checkpoint, e['Name']
             assert meta['Pretrained Weights'].startswith('https://drive.google.com/')
             assert meta['Pretrain'] in ('ImageNet-22K', 'MegData-73M')
+            assert 'Weights' not in e, e['Name']  # a Drive page, no file to download
 
 
 def test_paper_results(entries):
@@ -107,6 +112,14 @@ def test_docs_zoo_table_is_the_index(index):
     docs = (ROOT / 'docs' / 'configs.md').read_text()
     assert docs == index.docs_with_table(docs), \
         'run: python tools/analysis_tools/model_index.py docs'
+
+
+def test_mi_check_passes():
+    """model-index's own check (``mi check``): fields and file references (the
+    collections' README) are valid."""
+    index = import_installed('model-index', 'modelindex.load_model_index',
+                             'pip install model-index')
+    assert index.load(str(ROOT / 'model-index.yml')).check(silent=True) == []
 
 
 def _params_on_meta(cfg) -> int:

@@ -7,7 +7,8 @@
 # Installs: torch (kept if present, else torch==2.13.0), mmengine 0.10.7, mmcv 2.1.0 built
 # from source WITH compiled ops, mmsegmentation 1.2.2, mmdet 3.3.0 (+ their undeclared
 # imports ftfy/regex), Triton where the platform has it, pytest, mmreplk (editable) and the
-# optional packages of the ONNX and mim tests (onnx, onnxruntime, onnxslim, openmim).
+# optional packages of the ONNX, mim and mmdeploy tests (onnx, onnxruntime, onnxslim,
+# openmim, mmdeploy and what they import).
 set -euo pipefail
 
 PY=${PYTHON:-python}
@@ -66,6 +67,9 @@ out['mmseg'] = ver('mmseg')
 out['mmdet'] = ver('mmdet')
 out['ftfy'] = ver('ftfy')
 out['pytest'] = ver('pytest')
+out['mim'] = ver('mim')
+# importing mmdeploy.apis takes seconds: its package and the one import it lacks suffice
+out['mmdeploy'] = 'ok' if importlib.util.find_spec('mmdeploy') and importlib.util.find_spec('aenum') else None
 import os
 spec = importlib.util.find_spec('mmreplk')
 root = os.environ.get('MMREPLK_ROOT', '')
@@ -93,6 +97,25 @@ stack_complete() {
     && [ "${HAVE[mmreplk]:-None}" = ok ]
 }
 
+# Step 8: the optional packages the test suite uses when present (ONNX export, mim,
+# mmdeploy); without them their tests are skipped, and a failure to install them does not
+# stop the set-up. openmim and mmdeploy go in without their declared dependencies, which
+# would downgrade the environment (openmim's opendatalab / openxlab pin an old setuptools
+# and requests; mmdeploy 1.3.1 pins protobuf <= 3.20.2, older than onnx needs), plus exactly
+# the packages they import: MIM_IMPORTS for `import mim`, `mim download` and `mim search`,
+# DEPLOY_IMPORTS for mmdeploy's torch2onnx. Also run on a complete stack that lacks them.
+install_optional() {
+  ONNX_PACKAGES=("onnx>=1.16" "onnxruntime>=1.18" "onnxslim>=0.1.40")
+  MIM_IMPORTS=(requests rich click colorama tabulate pandas model-index)
+  DEPLOY_IMPORTS=(aenum)  # and onnx; the rest of what it imports comes with mmseg / mmdet
+  { "$PY" -m pip install -q --disable-pip-version-check "${ONNX_PACKAGES[@]}" "${MIM_IMPORTS[@]}" \
+    && "$PY" -m pip install -q --disable-pip-version-check --no-deps "openmim==0.3.9"; } \
+    || say "onnx / onnxruntime / openmim could not be installed: the ONNX and mim tests will be skipped"
+  { "$PY" -m pip install -q --disable-pip-version-check "${DEPLOY_IMPORTS[@]}" \
+    && "$PY" -m pip install -q --disable-pip-version-check --no-deps "mmdeploy==1.3.1"; } \
+    || say "mmdeploy 1.3.1 could not be installed (no wheel for this platform, or no network): the mmdeploy test will be skipped"
+}
+
 if [ "${1:-}" = "--check" ]; then
   if stack_complete; then say "stack complete"; exit 0; fi
   for k in "${!HAVE[@]}"; do say "  $k: ${HAVE[$k]}"; done
@@ -104,7 +127,11 @@ START=$(date +%s)
 "$PY" -m pip --version >/dev/null 2>&1 || fail "pip is not available for $PY."
 
 if stack_complete; then
-  say "everything is already installed (torch ${HAVE[torch]}, mmcv ${HAVE[mmcv]} with ops, mmseg ${HAVE[mmseg]}, mmdet ${HAVE[mmdet]}); nothing to do."
+  if [ "${HAVE[mim]:-None}" = None ] || [ "${HAVE[mmdeploy]:-None}" = None ]; then
+    say "the stack is complete; installing the optional packages (mim, mmdeploy)"
+    install_optional
+  fi
+  say "everything is installed (torch ${HAVE[torch]}, mmcv ${HAVE[mmcv]} with ops, mmseg ${HAVE[mmseg]}, mmdet ${HAVE[mmdet]})."
   exit 0
 fi
 
@@ -177,13 +204,8 @@ fi
 # 7. The plugin itself, editable, without touching the pinned stack.
 pip_install -q --no-build-isolation --no-deps -e "$ROOT"
 
-# 8. Optional extras the test suite uses when present (ONNX export, mim); without them their
-#    tests are skipped. openmim without its dependencies (opendatalab / openxlab pin an old
-#    setuptools and requests), plus the ones mim imports.
-{ "$PY" -m pip install -q --disable-pip-version-check "onnx>=1.16" "onnxruntime>=1.18" \
-    "onnxslim>=0.1.40" model-index tabulate pandas \
-  && "$PY" -m pip install -q --disable-pip-version-check --no-deps "openmim==0.3.9"; } \
-  || say "onnx / onnxruntime / openmim could not be installed: the ONNX and mim tests will be skipped"
+# 8. The optional extras (see install_optional above).
+install_optional
 
 stack_complete || { for k in "${!HAVE[@]}"; do say "  $k: ${HAVE[$k]}"; done; fail "the stack is incomplete after installing (see above)."; }
 "$PY" -c "import mmcv.ops, mmseg, mmdet, mmreplk" || fail "import mmcv.ops, mmseg, mmdet, mmreplk failed"

@@ -8,18 +8,17 @@ ignored); an eval-mode BatchNorm counts 2 per element, bilinear up-sampling 4 pe
 element, adaptive average pooling 1 per input element; element-wise ops (ReLU, GELU,
 additions) and RoIAlign count nothing.
 
-Large-kernel depthwise convs are counted through their stock ``F.conv2d`` path: a fast
-path built on custom kernels would be invisible to the jit trace, so
-:func:`use_stock_dwconv` switches every :class:`mmreplk.ops.DepthwiseConv2d` to it for
-the count (FLOPs do not depend on the kernel implementation).
+Large-kernel depthwise convs are counted as the convolutions they are: under a jit trace
+:func:`mmreplk.ops.depthwise_conv2d` runs stock ``F.conv2d`` (``lowers_to_stock``), so any
+FlopAnalyzer, ``mmengine.analysis.get_model_complexity_info`` included, counts them on every
+``dwconv_impl``.
 
 mmseg and mmdet are imported lazily, only by the functions that build from configs.
 """
 import copy
 import importlib
 from collections import Counter
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -33,22 +32,6 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     if trainable_only:
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
     return int(parameter_count(model)[''])
-
-
-@contextmanager
-def use_stock_dwconv(model: nn.Module) -> Iterator[nn.Module]:
-    """Temporarily route every ``DepthwiseConv2d`` of ``model`` through ``F.conv2d``."""
-    from mmreplk.ops import DepthwiseConv2d
-    saved = []
-    for m in model.modules():
-        if isinstance(m, DepthwiseConv2d) and hasattr(m, 'impl'):
-            saved.append((m, m.impl))
-            m.impl = 'torch'
-    try:
-        yield model
-    finally:
-        for m, impl in saved:
-            m.impl = impl
 
 
 class FlopCount:
@@ -68,13 +51,12 @@ class FlopCount:
         return {k: int(v) for k, v in self._by_module_op.get(module, Counter()).items()}
 
 
-def count_flops(model: nn.Module, inputs, stock_dwconv: bool = True) -> FlopCount:
+def count_flops(model: nn.Module, inputs) -> FlopCount:
     """Trace ``model(*inputs)`` once (eval mode, no grad) with mmengine's FlopAnalyzer.
 
     Args:
         model: any module.
         inputs: a tensor or a tuple of the forward's arguments.
-        stock_dwconv: count large-kernel depthwise convs through ``F.conv2d``.
     """
     from mmengine.analysis import FlopAnalyzer
     if not isinstance(inputs, tuple):
@@ -83,11 +65,7 @@ def count_flops(model: nn.Module, inputs, stock_dwconv: bool = True) -> FlopCoun
     model.eval()
     try:
         with torch.no_grad():
-            if stock_dwconv:
-                with use_stock_dwconv(model):
-                    analyzer = _run_analyzer(FlopAnalyzer, model, inputs)
-            else:
-                analyzer = _run_analyzer(FlopAnalyzer, model, inputs)
+            analyzer = _run_analyzer(FlopAnalyzer, model, inputs)
     finally:
         model.train(was_training)
     return analyzer
@@ -326,7 +304,7 @@ def format_report(rows: List[dict], title: str = '') -> str:
 
 
 __all__ = [
-    'count_params', 'count_flops', 'use_stock_dwconv', 'conv2d_macs',
+    'count_params', 'count_flops', 'conv2d_macs',
     'switch_to_deploy', 'count_batchnorms', 'TensorForward', 'segmentor_forward',
     'detector_forward', 'random_proposals', 'build_from_config', 'complexity_report',
     'format_report', 'FlopCount'

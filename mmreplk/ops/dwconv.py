@@ -20,9 +20,11 @@ for fp32 when PyTorch's convolutions may use TF32; the CUDA-core kernels
 
 The fast paths are the custom ops ``mmreplk::dwconv2d`` (forward),
 ``mmreplk::dwconv2d_input_grad`` and ``mmreplk::dwconv2d_weight_grad`` (backward), with
-fake kernels and an autograd formula, so ``torch.compile`` and ``torch.export`` see one op
-per convolution (the ``impl`` string is an op argument; the backend is chosen when the op
-runs).
+fake kernels and an autograd formula, so ``torch.compile`` sees one op per convolution (the
+``impl`` string is an op argument; the backend is chosen when the op runs). Tracers and
+exporters (``torch.jit.trace``, both ``torch.onnx.export`` exporters, ``torch.export``,
+mmengine's FlopAnalyzer, mmdeploy) record stock ``F.conv2d`` instead
+(:func:`lowers_to_stock`): a standard convolution that every consumer of their graphs knows.
 """
 import importlib
 import importlib.util
@@ -147,6 +149,14 @@ def resolve_impl(impl: Optional[str], x: torch.Tensor, kernel_size: int = 31) ->
         impl, device_type, x.dtype, kernel_size, triton=triton_available(),
         tensor_cores=family == 'triton' and _tensor_cores(kernel_size, kernel_size),
         allow_tf32=conv_allows_tf32(), interpret=_interpret())
+
+
+def lowers_to_stock() -> bool:
+    """Whether a tracer or exporter is recording this call (``torch.jit`` tracing, which the
+    TorchScript ONNX exporter, mmengine's FlopAnalyzer and mmdeploy use, or ``torch.export``,
+    which the dynamo ONNX exporter uses): it then runs stock ``F.conv2d``, so the graph holds
+    a standard convolution rather than the ``mmreplk::`` op only this package can run."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
 def in_scope(x: torch.Tensor, weight: torch.Tensor,
@@ -298,7 +308,8 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
 
     ``impl``: one of :data:`IMPLS`; None reads ``$MMREPLK_DWCONV`` (default 'auto').
     Matches ``F.conv2d(x, weight, bias, 1, (Kh//2, Kw//2), 1, C)`` including autograd and
-    autocast; out-of-scope arguments (see :func:`in_scope`) run exactly that.
+    autocast; out-of-scope arguments (see :func:`in_scope`) and calls recorded by a tracer
+    or exporter (see :func:`lowers_to_stock`) run exactly that.
     """
     impl = _impl_value(impl)
     device_type = _device_type(x)
@@ -307,7 +318,7 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
         dtype = torch.get_autocast_dtype(x.device.type)
         xs, ws = x.to(dtype), weight.to(dtype)
         bs = bias.to(dtype) if bias is not None else None
-    if impl == 'torch' or not in_scope(xs, ws, bs):
+    if impl == 'torch' or lowers_to_stock() or not in_scope(xs, ws, bs):
         _family(impl, device_type, 0, triton_available(), _interpret())  # explicit impl check
         return _stock(x, weight, bias)
     ws = crop_to_map(ws, xs.shape[-2], xs.shape[-1])

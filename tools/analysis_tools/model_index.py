@@ -8,7 +8,10 @@ fill in the measured parameters and FLOPs, and write docs/configs.md's model-zoo
 the entry's ``FLOPs Input`` (``--shape H W``) and writes ``Parameters`` and ``FLOPs``
 (multiply-accumulates) of the whole model (without the auxiliary head) into its metafile.
 ``docs`` renders the zoo table between the markers in docs/configs.md. Everything else in
-the metafiles (paper results, tasks, pretrained weights) is written by hand.
+the metafiles (paper results, tasks, pretrained weights) is written by hand; an entry's
+``Weights`` (what ``mim download`` fetches) are the ImageNet weights its config loads,
+where they can be downloaded, and a collection's ``README`` is relative to its metafile
+(``mi check``).
 """
 import argparse
 import os.path as osp

@@ -1,4 +1,5 @@
 """Layer-wise / stage-wise learning-rate decay for RepLKNet backbones."""
+import warnings
 from typing import List, Optional
 
 import torch.nn as nn
@@ -19,8 +20,12 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     (the head keeps the base lr, the stem the smallest). 1-D parameters (norms,
     biases) get no weight decay, as the official fine-tuning, so each group is
     split in a decay and a no-decay param group. Works for any mmseg / mmdet
-    model whose backbone is the attribute ``backbone``.
+    model whose backbone is the attribute ``backbone``. Other ``paramwise_cfg`` keys
+    (``num_layers`` of the ConvNeXt constructors, ``custom_keys``, ``*_mult``) are
+    ignored, with a one-line warning naming them.
     """
+
+    USED_KEYS = ('decay_rate', 'decay_type')
 
     def add_params(self, params: List[dict], module: nn.Module,
                    prefix: str = '', is_dcn_module: Optional[int] = None,
@@ -31,6 +36,12 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             raise ValueError('LayerDecayOptimizerConstructor needs '
                              'paramwise_cfg.decay_rate (e.g. 0.9)')
         decay_type = self.paramwise_cfg.get('decay_type', 'layer_wise')
+        ignored = sorted(set(self.paramwise_cfg) - set(self.USED_KEYS))
+        if ignored:
+            warnings.warn(
+                'LayerDecayOptimizerConstructor ignores paramwise_cfg '
+                f'{", ".join(ignored)} (it takes only decay_rate and decay_type; the '
+                'groups come from the backbone\'s depth)', stacklevel=2)
         backbone = getattr(module, 'backbone', None)
         if not hasattr(backbone, 'get_layer_depth'):
             raise ValueError('LayerDecayOptimizerConstructor needs a model whose '
