@@ -17,8 +17,7 @@ FAKE_PYTHON = '''#!{real}
 import os, subprocess, sys
 mode = os.environ['FAKE_MODE']
 args = sys.argv[1:]
-if args == ['-']:  # the status probe of install.sh
-    sys.stdin.read()
+if args[:1] and args[0].endswith('install_probe.py'):  # the status probe of install.sh
     state = dict(torch='2.13.0', mmengine='None', mmcv='None', mmcv_ops='None',
                  mmseg='None', mmdet='None', ftfy='None', pytest='9.0', mmreplk='None')
     if mode == 'mmcv22':

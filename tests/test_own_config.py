@@ -1,4 +1,4 @@
-"""docs/own_config.md: each snippet, as written there, on top of mmseg's / mmdet's own
+"""docs/own_config.md (and README, which shows its first): each snippet, as written there, on top of mmseg's / mmdet's own
 installed config: the heads (mmseg) or the neck (mmdet) take the widths of the snippet's
 arch, the backbone is built with SyncBN, the optimizer gives norms and biases no weight
 decay (and layer decay where the snippet asks for it), and at a tiny arch the model takes
@@ -32,6 +32,8 @@ def _host(snippet: str) -> str:
 def test_the_doc_has_the_three_snippets():
     assert [(scope, _host(s)) for s, scope in SNIPPETS] == [
         ('mmseg', 'swin'), ('mmseg', 'convnext'), ('mmdet', 'convnext')]
+    readme = re.findall(r'```python\n(.*?)```', (ROOT / 'README.md').read_text(), re.S)
+    assert SNIPPETS[0][0] in readme  # the README's snippet is the first one, tested here
 
 
 def _stage_inputs(model: dict) -> dict:

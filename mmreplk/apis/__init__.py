@@ -23,7 +23,7 @@ from .datacheck import check_data_sets
 from .outputs import add_force, check_outputs
 from .preflight import check_checkpoint, check_data, check_pretrained, dataset_cfgs
 from .runner import build_runner, with_engine_hooks
-from .validate import SECTIONS, check_channels, check_config_keys, check_values
+from .validate import SECTIONS, check_config_keys, check_values, check_wiring
 from .workdir import check_work_dir, lock_work_dir
 
 
@@ -32,8 +32,7 @@ def check_config(cfg: Config, sections: Sequence[str] = SECTIONS) -> None:
     ``sections`` (default: every part the runner builds) that would be rejected."""
     check_config_keys(cfg, sections)
     check_values(cfg, sections)
-    if 'model' in sections:
-        check_channels(cfg)
+    check_wiring(cfg, sections)
 
 
 def check_dataset(cfg: Config, splits: Sequence[str], full: bool = False,

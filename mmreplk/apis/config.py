@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmreplk.config_scope import PREFIX
 from mmreplk.errors import ConfigError
 
-from .validate import (SECTIONS, check_cfg_options, check_channels, check_config_keys,
-                       check_values, fit_schedule, training_length)
+from .validate import (SECTIONS, check_cfg_options, check_config_keys, check_values,
+                       check_wiring, fit_schedule, training_length)
 
 HOSTS = ('mmseg', 'mmdet')
 
@@ -53,8 +53,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     if cfg.get('model') is not None and cfg.get('default_scope'):
         check_config_keys(cfg, sections=checked)
     check_values(cfg, sections=checked)
-    if 'model' in checked:
-        check_channels(cfg)
+    check_wiring(cfg, sections=checked)
     return cfg
 
 

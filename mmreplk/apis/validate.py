@@ -35,6 +35,7 @@ from mmengine.logging import print_log
 from mmengine.registry import Registry
 from mmengine.runner import Runner
 
+from mmreplk.engine.optimizers import check_optimizer_constructor
 from mmreplk.errors import ConfigError
 from mmreplk.models.arch import resolve_arch
 from mmreplk.ops.dwconv import IMPLS
@@ -431,6 +432,16 @@ def check_channels(cfg: Config) -> None:
                               f'in_channels={wanted!r}')
 
 
+def check_wiring(cfg: Config, sections: Sequence[str] = SECTIONS) -> None:
+    """The checks across parts of the config: the heads' or neck's ``in_channels``
+    against a RepLKNet's outputs (``model``), and a host's layer-decay constructor that
+    cannot group a RepLKNet (``optim_wrapper``)."""
+    if 'model' in sections:
+        check_channels(cfg)
+    if 'optim_wrapper' in sections:
+        check_optimizer_constructor(cfg)
+
+
 #: Values a consumer needs in a range that no annotation says, checked on every config
 #: before the runner is built: (path pattern, test, what the value must be).
 _RANGES = [
@@ -490,4 +501,4 @@ def check_values(cfg: Config, sections: Sequence[str] = SECTIONS) -> None:
 
 
 __all__ = ['SECTIONS', 'accepted_arguments', 'annotations', 'check_cfg_options',
-           'check_channels', 'check_config_keys', 'check_values', 'fit_schedule', 'training_length']
+           'check_channels', 'check_config_keys', 'check_values', 'check_wiring', 'fit_schedule', 'training_length']

@@ -94,3 +94,14 @@ def test_channels_that_do_not_chain_are_refused(demo, key):
     with pytest.raises(ConfigError, match=r'in_channels=.* but the RepLKNet backbone gives'):
         check_config(_with(demo, key, CHANNELS[key]), ('model', ))
     check_config(demo, ('model', ))
+
+
+def test_a_host_layer_decay_constructor_names_the_fix(demo):
+    """mmseg's ConvNeXt layer decay on a RepLKNet ends in a bare NotImplementedError when
+    the optimizer is built; the config check names mmreplk's constructor instead."""
+    cfg = _with(demo, 'optim_wrapper.constructor', 'LearningRateDecayOptimizerConstructor')
+    with pytest.raises(ConfigError, match="set optim_wrapper.constructor="
+                       "'mmreplk.LayerDecayOptimizerConstructor'"):
+        check_config(cfg, ('optim_wrapper', ))
+    check_config(_with(demo, 'optim_wrapper.constructor',
+                       'mmreplk.LayerDecayOptimizerConstructor'), ('optim_wrapper', ))

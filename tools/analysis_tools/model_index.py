@@ -15,12 +15,13 @@ where they can be downloaded, and a collection's ``README`` is relative to its m
 """
 import argparse
 import os.path as osp
-import sys
 from typing import Dict, List, Tuple
 
+import torch
 import yaml
 
-from mmreplk.apis import run
+from mmreplk.analysis.complexity import build_from_config, complexity_report
+from mmreplk.apis import load_config, run
 from mmreplk.errors import ConfigError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -56,9 +57,9 @@ def flops_shape(entry: dict) -> Tuple[int, int]:
 def measure(config: str, shape: Tuple[int, int]) -> Dict[str, int]:
     """Parameters and FLOPs of the whole model, deploy form, as get_flops.py counts them
     (``get_flops.py CONFIG --shape H W --deploy``, row 'whole')."""
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from get_flops import main as get_flops
-    rows = get_flops([config, '--shape', str(shape[0]), str(shape[1]), '--deploy'])
+    model, task = build_from_config(load_config(config))
+    with torch.no_grad():
+        rows = complexity_report(model, task, (3, *shape), forms=('deploy', ))
     whole = next(r for r in rows if r['part'] == 'whole')
     return {'Parameters': int(whole['params']), 'FLOPs': int(whole['flops'])}
 
