@@ -5,6 +5,7 @@ Tests marked ``slow`` start subprocesses or build full-size models; ``pytest -m 
 slow'`` leaves them out for a quick loop, ``make test`` runs everything.
 """
 import copy
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Dict, List, Sequence
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
 from mmreplk.testing.synthetic import make_ade20k, make_cityscapes, make_coco
@@ -88,6 +90,14 @@ def assert_clear_error(result: subprocess.CompletedProcess, *phrases: str) -> No
         assert phrase in message, message
 
 
+# --------------------------------------------------------------------------- configs
+@functools.lru_cache(maxsize=None)
+def load_shipped_config(name: str) -> Config:
+    """``configs/<name>``, read once per session (reading one costs ~0.6 s: mmengine
+    reloads pkg_resources for every mmseg:: / mmdet:: base)."""
+    return Config.fromfile(str(ROOT / 'configs' / name))
+
+
 # --------------------------------------------------------------------------- data
 @pytest.fixture(scope='session')
 def ade20k_root(tmp_path_factory) -> str:
@@ -116,6 +126,42 @@ def loader_options(root: str) -> Dict[str, str]:
             f'{split}_dataloader.num_workers': '0',
             f'{split}_dataloader.persistent_workers': 'False',
         })
+    return opts
+
+
+# --------------------------------------------------------------------------- tiny runs
+def compact(value) -> str:
+    return str(value).replace(' ', '')
+
+
+TINY_BACKBONE = {
+    'model.backbone.arch._delete_': 'True',
+    **{f'model.backbone.arch.{k}': compact(v) for k, v in TINY_ARCH.items()},
+    'model.backbone.with_cp': 'False',
+    'model.backbone.init_cfg': 'None',
+}
+WIDTHS = TINY_ARCH['channels']
+
+
+def seg_options(root: str, iters: int = 2) -> dict:
+    """Tiny UPerNet at 64x64, ``iters`` iterations, validation at the end."""
+    opts = dict(TINY_BACKBONE, **loader_options(root))
+    opts.update({
+        'model.decode_head.in_channels': compact(WIDTHS),
+        'model.decode_head.channels': '16',
+        'model.auxiliary_head.in_channels': str(WIDTHS[2]),
+        'model.auxiliary_head.channels': '8',
+        'model.data_preprocessor.size': '(64,64)',
+        'train_dataloader.batch_size': '2',
+        'train_dataloader.dataset.pipeline.2.scale': '(64,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size': '(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale': '(64,64)',
+        'test_dataloader.dataset.pipeline.1.scale': '(64,64)',
+        'train_cfg.max_iters': str(iters),
+        'train_cfg.val_interval': str(iters),
+        'default_hooks.checkpoint.interval': str(iters),
+        'default_hooks.logger.interval': '1',
+    })
     return opts
 
 

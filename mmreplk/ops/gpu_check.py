@@ -317,7 +317,7 @@ def step_pytest(report: Report, deadline: float) -> None:
         return
     left = int(deadline - time.monotonic())
     cmd = [sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '--noconftest', '-m',
-           'cuda', '-q', 'tests/test_dwconv_cuda.py']
+           'cuda', '-q', 'tests/test_ops/test_dwconv_cuda.py']
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=max(left, 1))
         report.line('```')

@@ -107,7 +107,6 @@ def test_tools_never_write_over_their_inputs(tmp_path, monkeypatch, capsys, tool
 def test_test_py_out(tmp_path, scope, out, message):
     """tools/test.py --out (mmreplk.apis.evaluation.check_out): mmdet's results file,
     mmseg's folder of maps."""
-    from mmreplk.apis.evaluation import check_out
     ckpt, pkl = tmp_path / 'c.pth', tmp_path / 'old.pkl'
     ckpt.write_bytes(b'x')
     pkl.write_bytes(b'x')

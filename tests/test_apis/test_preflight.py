@@ -1,9 +1,9 @@
-"""tools/_common.py in-process: the exit convention, config loading, the checks run
+"""mmreplk.apis in-process: the exit convention, config loading, the checks run
 before a runner is built (each tested once end to end in test_e2e.py)."""
 import argparse
 
 import pytest
-from conftest import ROOT, import_tool, loader_options
+from conftest import ROOT, loader_options
 
 from mmreplk.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
                             DataNotFoundError, MMReplkError)

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import ROOT, import_tool
+from conftest import ROOT, import_tool, load_shipped_config
 from optional import import_installed
 
 from mmreplk.analysis.complexity import build_from_config, count_params
@@ -46,10 +46,7 @@ def entries(index):
 
 @pytest.fixture(scope='module')
 def configs(entries):
-    # test_configs' cached loads: reading a config costs ~0.6 s (mmengine reloads
-    # pkg_resources for every mmseg:: / mmdet:: base)
-    from test_configs import load
-    return {e['Name']: load(osp.basename(e['Config'])) for e in entries}
+    return {e['Name']: load_shipped_config(osp.basename(e['Config'])) for e in entries}
 
 
 def test_every_config_has_one_entry_and_every_entry_a_config(index, entries):

@@ -11,9 +11,8 @@ import subprocess
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import ROOT, assert_clear_error, import_tool, tool_command
+from conftest import ROOT, assert_clear_error, seg_options, tool_command
 from mmengine.config import Config
-from test_e2e import seg_options
 from torch.distributed.elastic.multiprocessing.errors import (ChildFailedError,
                                                                ProcessFailure)
 

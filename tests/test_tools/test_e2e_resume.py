@@ -9,9 +9,8 @@ import time
 
 import pytest
 import torch
-from conftest import LEARN_ITERS, ROOT, run_tool, tool_command
+from conftest import LEARN_ITERS, ROOT, run_tool, seg_options, tool_command
 from mmengine.fileio import get_file_backend
-from test_e2e import seg_options
 
 from mmreplk.engine import AtomicLocalBackend, latest_checkpoint
 

@@ -9,13 +9,14 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import load_shipped_config
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from mmreplk.models import RepLKNet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAPER = sorted(p.name for p in (ROOT / 'configs').glob('*.py')
                if not p.name.startswith('demo_'))
 GPUS = 8  # the number of GPUs every config assumes (its header says so)
@@ -153,9 +154,7 @@ def metafiles_read_once():
         yield
 
 
-@functools.lru_cache(maxsize=None)
-def load(name: str) -> Config:
-    return Config.fromfile(str(ROOT / 'configs' / name))
+load = load_shipped_config
 
 
 def _mean(preprocessor) -> str:

@@ -8,46 +8,11 @@ import os
 import re
 
 import pytest
-from conftest import TINY_ARCH, loader_options, run_tool
+from conftest import TINY_BACKBONE, WIDTHS, compact, loader_options, run_tool, seg_options
 
 from mmreplk.testing.synthetic import majority_miou
 
 pytestmark = pytest.mark.slow  # every test here runs the tools in subprocesses
-
-
-def _compact(value) -> str:
-    return str(value).replace(' ', '')
-
-
-TINY_BACKBONE = {
-    'model.backbone.arch._delete_': 'True',
-    **{f'model.backbone.arch.{k}': _compact(v) for k, v in TINY_ARCH.items()},
-    'model.backbone.with_cp': 'False',
-    'model.backbone.init_cfg': 'None',
-}
-WIDTHS = TINY_ARCH['channels']
-
-
-def seg_options(root: str, iters: int = 2) -> dict:
-    """Tiny UPerNet at 64x64, ``iters`` iterations, validation at the end."""
-    opts = dict(TINY_BACKBONE, **loader_options(root))
-    opts.update({
-        'model.decode_head.in_channels': _compact(WIDTHS),
-        'model.decode_head.channels': '16',
-        'model.auxiliary_head.in_channels': str(WIDTHS[2]),
-        'model.auxiliary_head.channels': '8',
-        'model.data_preprocessor.size': '(64,64)',
-        'train_dataloader.batch_size': '2',
-        'train_dataloader.dataset.pipeline.2.scale': '(64,64)',
-        'train_dataloader.dataset.pipeline.3.crop_size': '(64,64)',
-        'val_dataloader.dataset.pipeline.1.scale': '(64,64)',
-        'test_dataloader.dataset.pipeline.1.scale': '(64,64)',
-        'train_cfg.max_iters': str(iters),
-        'train_cfg.val_interval': str(iters),
-        'default_hooks.checkpoint.interval': str(iters),
-        'default_hooks.logger.interval': '1',
-    })
-    return opts
 
 
 def det_options(root: str, scale_keys: list, score_key: str) -> dict:
@@ -56,7 +21,7 @@ def det_options(root: str, scale_keys: list, score_key: str) -> dict:
     ann = os.path.join(root, 'annotations', 'instances_val2017.json')
     opts.update({k: '[(128,128)]' for k in scale_keys})
     opts.update({
-        'model.neck.in_channels': _compact(WIDTHS),
+        'model.neck.in_channels': compact(WIDTHS),
         'val_dataloader.dataset.pipeline.1.scale': '(128,128)',
         'test_dataloader.dataset.pipeline.1.scale': '(128,128)',
         'val_evaluator.ann_file': ann,
@@ -189,4 +154,4 @@ def test_cascade_mask_rcnn(coco_root, tmp_path):
 
 
 # ---- bad input: one clear line, exit status 1, no traceback (the checks
-# themselves are tested in-process in test_tools_common.py) ----
+# themselves are tested in-process in test_apis/test_preflight.py) ----

@@ -1,11 +1,10 @@
-"""Config mistakes end in one line before anything is built (tools/_validate.py through
-tools/_common.load_run_config), and a new training length carries the schedule along."""
+"""Config mistakes end in one line before anything is built (mmreplk.apis.validate through
+mmreplk.apis.load_run_config), and a new training length carries the schedule along."""
 import argparse
 import copy
 import functools
 
 import pytest
-from conftest import import_tool
 from mmengine.config import Config
 
 from mmreplk.errors import ConfigError

@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 import torch
-from conftest import import_tool
 from mmengine.fileio import LocalBackend
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel

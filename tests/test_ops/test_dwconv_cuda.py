@@ -3,7 +3,7 @@
 Imports only torch, pytest and mmreplk.ops, so a torch-only GPU box runs it (without the
 suite's conftest, which needs the full stack)::
 
-    python -m pytest -p no:cacheprovider --noconftest -m cuda tests/test_dwconv_cuda.py
+    python -m pytest -p no:cacheprovider --noconftest -m cuda tests/test_ops/test_dwconv_cuda.py
 
 Kernel sizes are RepLKNet-31B's (31, 29, 27, 13) wherever possible. tools/gpu_check.sh
 runs these last, after its measurements, when pytest is importable and time remains.
