@@ -23,23 +23,30 @@ import torch
 import torch.nn.functional as F
 
 STRATEGIES = ('nchw', 'cl')
+# The thresholds below come from the CPU table of docs/dwconv.md ("CPU path"; 2-core AMD
+# EPYC, AVX-512, torch 2.13, fp32). Kernels up to STOCK_MAX_KERNEL run stock F.conv2d
+# with its own autograd: oneDNN's JIT kernels handle them in every layout and pass.
+STOCK_MAX_KERNEL = 7
+# NCHW beats channels_last for kernels up to NCHW_MAX_KERNEL on maps of at most
+# NCHW_MAX_PIXELS (RepLKNet-31B stage 4, 2x1024x16x16, K=13: 2.5 ms NCHW, 9-32 ms
+# channels_last); larger kernels or maps fall to NCHW's im2col path (seconds).
+NCHW_MAX_KERNEL = 13
+NCHW_MAX_PIXELS = 16 * 16
 
 
 def choose_strategy(n: int, c: int, h: int, w: int, kh: int, kw: int) -> str:
-    """Deterministic rule table for the forward (and input-gradient) convolution.
-
-    Derived from measurements on the 2-core dev machine (docs/dwconv.md): NCHW for small
-    kernels, or kernels up to 13 on maps up to 16x16; channels_last oneDNN otherwise.
-    """
+    """Deterministic rule table for the forward (and input-gradient) convolution: NCHW for
+    small kernels, or kernels up to :data:`NCHW_MAX_KERNEL` on maps up to
+    :data:`NCHW_MAX_PIXELS`; channels_last oneDNN otherwise."""
     k = max(kh, kw)
-    if k <= 7 or (k <= 13 and h * w <= 16 * 16):
+    if k <= STOCK_MAX_KERNEL or (k <= NCHW_MAX_KERNEL and h * w <= NCHW_MAX_PIXELS):
         return 'nchw'
     return 'cl'
 
 
 def prefers_stock(kernel_size: int) -> bool:
-    """Small kernels (<= 7): oneDNN's JIT kernels are fast in every layout and pass."""
-    return kernel_size <= 7
+    """Kernels up to :data:`STOCK_MAX_KERNEL` run stock ``F.conv2d``."""
+    return kernel_size <= STOCK_MAX_KERNEL
 
 
 def memory_format_of(x: torch.Tensor) -> torch.memory_format:
