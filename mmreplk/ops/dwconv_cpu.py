@@ -1,8 +1,10 @@
 """CPU strategies for the stride-1 'same' depthwise convolution.
 
 oneDNN's depthwise kernels are fast or slow depending on layout, kernel size and pass
-(see docs/dwconv.md). Every pass here is a direct convolution run by oneDNN, so rounding
-stays local and NaN/Inf propagate exactly as in ``F.conv2d``:
+(see docs/dwconv.md). Every pass here is a direct convolution (no FFT, no Winograd), so
+rounding stays local, and only the pixels inside the image enter a sum (the zero padding
+contributes no term, so a NaN/Inf reaches exactly the outputs and taps whose sums
+contain it):
 
 * forward, by one of two strategies: ``'nchw'``, stock ``F.conv2d`` on contiguous NCHW (fast
   for small kernels on small maps), and ``'cl'``, stock ``F.conv2d`` on channels_last
@@ -10,9 +12,9 @@ stays local and NaN/Inf propagate exactly as in ``F.conv2d``:
   path there);
 * input gradient: the forward convolution of the output gradient with the kernel flipped
   in both axes;
-* weight gradient: the same sums rearranged as a depthwise forward convolution over the
-  N*C planes in which the output gradient is the kernel (oneDNN's own backward-weights
-  path for depthwise convolutions is im2col, seconds at RepLKNet's shapes).
+* weight gradient: banded GEMMs over blocks of rows in chunks of planes (:func:`weight_grad`;
+  PyTorch's own depthwise backward-weights paths are im2col, seconds at RepLKNet's shapes
+  and gigabytes on large maps).
 
 All arithmetic is fp32; results are cast back to the input dtype and returned in the
 input's memory format.
@@ -32,6 +34,13 @@ STOCK_MAX_KERNEL = 7
 # channels_last); larger kernels or maps fall to NCHW's im2col path (seconds).
 NCHW_MAX_KERNEL = 13
 NCHW_MAX_PIXELS = 16 * 16
+# Weight gradient (weight_grad): gradient rows per GEMM block. A block of B rows meets
+# B + K - 1 input rows, of which the GEMM computes all pairs and keeps K per row: 16 rows
+# waste 1.5x at K = 31 for GEMMs large enough for MKL (32 rows: 1.9x, no faster measured).
+WGRAD_BLOCK_ROWS = 16
+# Elements (fp32) in each of the weight gradient's padded copies of one chunk of planes:
+# 16 MB, so its working memory is bounded whatever N, C and the map size.
+WGRAD_CHUNK_ELEMENTS = 1 << 22
 
 
 def choose_strategy(n: int, c: int, h: int, w: int, kh: int, kw: int) -> str:
@@ -90,17 +99,52 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    """fp32 weight gradient (C, 1, Kh, Kw), computed directly.
+    """fp32 weight gradient (C, 1, Kh, Kw), computed directly in bounded memory.
 
-    gw[c, i, j] = sum over n, p, q of xpad[n, c, p + i, q + j] * g[n, c, p, q]: for each
-    of the N*C planes, a correlation of the zero-padded input with the output gradient.
-    That is a depthwise forward conv of the planes (channels_last, padding K//2) whose
-    kernels are the output-gradient planes; the N results of each channel are summed.
+    gw[c, i, j] = sum over n, p, q of x[n, c, p + i - Kh//2, q + j - Kw//2] * g[n, c, p, q]
+    over the terms whose x pixel lies inside the image. Per plane, the output-gradient
+    rows go in blocks of B = :data:`WGRAD_BLOCK_ROWS`; for kernel column j, the block's B
+    rows times the B + Kh - 1 input rows they meet is one (B x W') @ (W' x (B + Kh - 1))
+    GEMM over the W' columns where both lie inside the image, and its band (p, p + i)
+    holds the block's sums for kernel row i. Band entries that pair a gradient row with a
+    row outside the image are dropped (not multiplied by zero), so a NaN/Inf reaches
+    exactly the taps whose sums contain it. Planes go in chunks whose copies hold at most
+    :data:`WGRAD_CHUNK_ELEMENTS` elements, so the extra memory does not grow with N*C.
     """
     n, c, h, w = x.shape
-    if n == 0:
-        return x.new_zeros((c, 1, kh, kw), dtype=torch.float32)
-    planes = x.float().reshape(1, n * c, h, w).contiguous(memory_format=torch.channels_last)
-    kernels = grad_out.float().reshape(n * c, 1, h, w)
-    corr = F.conv2d(planes, kernels, None, 1, (kh // 2, kw // 2), 1, n * c)
-    return corr.view(n, c, kh, kw).sum(0).unsqueeze(1)
+    out = x.new_zeros((n * c, kh, kw), dtype=torch.float32)
+    if out.numel() == 0 or h == 0 or w == 0:
+        return out.view(n, c, kh, kw).sum(0).unsqueeze(1)
+    block = min(WGRAD_BLOCK_ROWS, h)
+    blocks = -(-h // block)
+    extra = -(-(kh - 1) // block)  # junk blocks per plane that let windows overhang it
+    rows, window = (blocks + extra) * block, block + kh - 1
+    pad_top, pad_left = kh // 2, kw // 2
+    p = torch.arange(blocks * block).view(blocks, block, 1)
+    r = p + torch.arange(kh).view(1, 1, kh) - pad_top  # the input row each band entry meets
+    valid = (p < h) & (r >= 0) & (r < h)
+    xf = x.reshape(n * c, h, w)
+    gf = grad_out.reshape(n * c, h, w)
+    step = max(1, WGRAD_CHUNK_ELEMENTS // (rows * w))
+    for first in range(0, n * c, step):
+        m = min(step, n * c - first)
+        units = m * (blocks + extra)
+        xp = x.new_zeros((m * rows, w), dtype=torch.float32)
+        xp.view(m, rows, w)[:, pad_top:pad_top + h] = xf[first:first + m]
+        gp = x.new_zeros((units, block, w), dtype=torch.float32)
+        gp.view(m, rows, w)[:, :h] = gf[first:first + m]
+        fit = units - extra  # the windows that end inside the chunk (the last ones are junk)
+        res = x.new_empty((units, block, window), dtype=torch.float32)
+        band = res.as_strided((m, blocks, block, kh),
+                              ((blocks + extra) * block * window, block * window,
+                               window + 1, 1))
+        for j in range(kw):
+            shift = j - pad_left
+            q0, q1 = max(0, -shift), min(w, w - shift)
+            if q0 >= q1:
+                continue
+            windows = xp[:, q0 + shift:q1 + shift].as_strided(
+                (fit, window, q1 - q0), (block * w, w, 1))
+            torch.bmm(gp[:fit, :, q0:q1], windows.transpose(1, 2), out=res[:fit])
+            out[first:first + m, :, j] = torch.where(valid, band, 0.).sum((1, 2))
+    return out.view(n, c, kh, kw).sum(0).unsqueeze(1)
