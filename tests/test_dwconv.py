@@ -11,6 +11,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmreplk.ops import DepthwiseConv2d, depthwise_conv2d, dwconv, dwconv_cpu
 
@@ -134,6 +136,55 @@ def test_cpu_non_finite_values_stay_in_their_window(value):
     _assert_same_non_finite(y, ref_y)
     _assert_same_non_finite(gw, ref_gw)
     _assert_same_non_finite(_run(x, w, None, gd, impl='cpu')[1], _reference(x, w, None, gd)[1])
+
+
+def _image_only_reference(x, w, b, g):
+    """float64 output and gradients of the 'same' depthwise conv in which only pixels inside
+    the image enter a sum (zero padding contributes no term), one tap at a time."""
+    x, w, b, g = (t.double() for t in (x, w, b, g))
+    (n, c, h, wd), (kh, kw) = x.shape, w.shape[-2:]
+    y, gx = b.view(1, c, 1, 1).expand_as(x).clone(), torch.zeros_like(x)
+    gw = torch.zeros_like(w)
+    for i in range(kh):
+        for j in range(kw):
+            dy, dx = i - kh // 2, j - kw // 2
+            p0, p1, q0, q1 = max(0, -dy), min(h, h - dy), max(0, -dx), min(wd, wd - dx)
+            if p0 >= p1 or q0 >= q1:
+                continue
+            out = (Ellipsis, slice(p0, p1), slice(q0, q1))
+            inp = (Ellipsis, slice(p0 + dy, p1 + dy), slice(q0 + dx, q1 + dx))
+            tap = w[:, 0, i, j].view(1, c, 1, 1)
+            y[out] += x[inp] * tap
+            gx[inp] += g[out] * tap
+            gw[:, 0, i, j] = (x[inp] * g[out]).sum((0, 2, 3))
+    return y, gx, gw, g.sum((0, 2, 3))
+
+
+SPECIALS = [float('nan'), float('inf'), -float('inf'), 0.]
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 20),
+                       st.integers(1, 20), st.sampled_from([9, 13, 21, 31]),
+                       st.sampled_from([9, 11, 17])),
+       defects=st.lists(st.tuples(st.integers(0, 2), st.floats(0, 1, exclude_max=True),
+                                  st.sampled_from(SPECIALS)), min_size=1, max_size=4))
+def test_cpu_non_finite_values_reach_exactly_their_sums(shape, defects):
+    """NaN, +-Inf and zeros anywhere in the input, weight or output gradient: the CPU path's
+    output and gradients are NaN / +-Inf exactly where a sum over the pixels inside the
+    image is (docs/dwconv.md, "Scope and semantics"); the rest equals that sum."""
+    x, w, b, g = _data(shape, torch.float32, seed=len(defects))
+    for which, where, value in defects:
+        t = (x, w, g)[which].view(-1)
+        t[int(where * t.numel())] = value
+    got = _run(x, w, b, g, impl='cpu')
+    for a, r in zip(got, _image_only_reference(x, w, b, g)):
+        a = a.double()
+        assert torch.equal(a.isnan(), r.isnan()), (a.isnan().sum(), r.isnan().sum())
+        assert torch.equal(a.isinf(), r.isinf()) and torch.equal(a[a.isinf()], r[r.isinf()])
+        finite = r.isfinite()
+        if finite.any():
+            _close(a[finite], r[finite], 2e-5)
 
 
 def test_cpu_error_stays_local_near_a_large_spike():
