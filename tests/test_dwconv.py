@@ -85,6 +85,19 @@ def test_cpu_strategies_and_weight_grad(strategy, shape):
     _close(dwconv_cpu.weight_grad(x, g, *shape[4:]), ref_gw, 2e-5)
 
 
+@pytest.mark.parametrize('chunk, channels_last', [(1, False), (300, True), (1 << 22, True)])
+def test_cpu_weight_grad_in_chunks_of_planes(monkeypatch, chunk, channels_last):
+    """The weight gradient's chunks (one plane, a few, the whole batch) and a
+    channels_last input give the float64 result; blocks of rows cover maps of 1 to 3
+    blocks and kernels taller than the map."""
+    monkeypatch.setattr(dwconv_cpu, 'WGRAD_CHUNK_ELEMENTS', chunk)
+    for shape in [(2, 5, 37, 9, 31, 5), (3, 2, 5, 6, 13, 9), (1, 3, 16, 16, 9, 9)]:
+        x, w, _, g = _data(shape, torch.float32, bias=False)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _close(dwconv_cpu.weight_grad(x, g, *shape[4:]), _reference(x, w, None, g)[2], 2e-5)
+
+
 def test_cpu_unknown_strategy_raises():
     x, w, _, _ = _data((1, 1, 4, 4, 3, 3), torch.float32)
     with pytest.raises(ValueError, match='nchw'):

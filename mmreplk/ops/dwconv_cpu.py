@@ -19,6 +19,7 @@ contain it):
 All arithmetic is fp32; results are cast back to the input dtype and returned in the
 input's memory format.
 """
+import itertools
 from typing import Optional
 
 import torch
@@ -108,13 +109,14 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
     GEMM over the W' columns where both lie inside the image, and its band (p, p + i)
     holds the block's sums for kernel row i. Band entries that pair a gradient row with a
     row outside the image are dropped (not multiplied by zero), so a NaN/Inf reaches
-    exactly the taps whose sums contain it. Planes go in chunks whose copies hold at most
-    :data:`WGRAD_CHUNK_ELEMENTS` elements, so the extra memory does not grow with N*C.
+    exactly the taps whose sums contain it. Planes go in chunks of one image's channels
+    whose copies hold at most :data:`WGRAD_CHUNK_ELEMENTS` elements, so the extra memory
+    does not grow with N*C (nor with a channels_last layout: nothing is copied whole).
     """
     n, c, h, w = x.shape
-    out = x.new_zeros((n * c, kh, kw), dtype=torch.float32)
-    if out.numel() == 0 or h == 0 or w == 0:
-        return out.view(n, c, kh, kw).sum(0).unsqueeze(1)
+    out = x.new_zeros((c, kh, kw), dtype=torch.float32)
+    if n * c == 0 or h == 0 or w == 0:
+        return out.unsqueeze(1)
     block = min(WGRAD_BLOCK_ROWS, h)
     blocks = -(-h // block)
     extra = -(-(kh - 1) // block)  # junk blocks per plane that let windows overhang it
@@ -123,16 +125,14 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
     p = torch.arange(blocks * block).view(blocks, block, 1)
     r = p + torch.arange(kh).view(1, 1, kh) - pad_top  # the input row each band entry meets
     valid = (p < h) & (r >= 0) & (r < h)
-    xf = x.reshape(n * c, h, w)
-    gf = grad_out.reshape(n * c, h, w)
     step = max(1, WGRAD_CHUNK_ELEMENTS // (rows * w))
-    for first in range(0, n * c, step):
-        m = min(step, n * c - first)
+    for image, first in itertools.product(range(n), range(0, c, step)):
+        m = min(step, c - first)  # channels first..first+m of one image: views in any layout
         units = m * (blocks + extra)
         xp = x.new_zeros((m * rows, w), dtype=torch.float32)
-        xp.view(m, rows, w)[:, pad_top:pad_top + h] = xf[first:first + m]
+        xp.view(m, rows, w)[:, pad_top:pad_top + h] = x[image, first:first + m]
         gp = x.new_zeros((units, block, w), dtype=torch.float32)
-        gp.view(m, rows, w)[:, :h] = gf[first:first + m]
+        gp.view(m, rows, w)[:, :h] = grad_out[image, first:first + m]
         fit = units - extra  # the windows that end inside the chunk (the last ones are junk)
         res = x.new_empty((units, block, window), dtype=torch.float32)
         band = res.as_strided((m, blocks, block, kh),
@@ -146,5 +146,5 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
             windows = xp[:, q0 + shift:q1 + shift].as_strided(
                 (fit, window, q1 - q0), (block * w, w, 1))
             torch.bmm(gp[:fit, :, q0:q1], windows.transpose(1, 2), out=res[:fit])
-            out[first:first + m, :, j] = torch.where(valid, band, 0.).sum((1, 2))
-    return out.view(n, c, kh, kw).sum(0).unsqueeze(1)
+            out[first:first + m, :, j] += torch.where(valid, band, 0.).sum((1, 2))
+    return out.unsqueeze(1)
