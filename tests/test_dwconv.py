@@ -85,7 +85,7 @@ def test_cpu_strategies_and_weight_grad(strategy, shape):
     _close(dwconv_cpu.weight_grad(x, g, *shape[4:]), ref_gw, 2e-5)
 
 
-@pytest.mark.parametrize('chunk, channels_last', [(1, False), (300, True), (1 << 22, True)])
+@pytest.mark.parametrize('chunk, channels_last', [(2000, False), (300, True), (1 << 22, True)])
 def test_cpu_weight_grad_in_chunks_of_planes(monkeypatch, chunk, channels_last):
     """The weight gradient's chunks (one plane, a few, the whole batch) and a
     channels_last input give the float64 result; blocks of rows cover maps of 1 to 3
