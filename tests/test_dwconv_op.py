@@ -148,12 +148,16 @@ def test_other_bad_shapes_are_refused(x_shape, w_shape, b_shape, message):
             call(torch.randn(x_shape), torch.randn(w_shape), b)
 
 
-def test_op_refuses_even_kernels_and_mixed_dtypes():
+def test_ops_refuse_even_kernels_mixed_dtypes_and_other_shapes():
     x = torch.randn(1, 2, 8, 8)
     with pytest.raises(ConfigError, match='odd in both axes, got 9x4'):
         OPS.dwconv2d(x, torch.randn(2, 1, 9, 4), None, 'cpu')
     with pytest.raises(ConfigError, match='weight is torch.float64'):
         OPS.dwconv2d(x, torch.randn(2, 1, 9, 9, dtype=torch.float64), None, 'cpu')
+    with pytest.raises(ConfigError, match=r'got shape \(2, 2, 9, 9\)'):
+        OPS.dwconv2d_input_grad(x, torch.randn(2, 2, 9, 9), 'cpu')
+    with pytest.raises(ConfigError, match=r'\(1, 2, 8, 8\), \(1, 2, 8, 7\), 9x9'):
+        OPS.dwconv2d_weight_grad(x, x[..., :7], 9, 9, 'cpu')
 
 
 def test_module_takes_unbatched_input_as_nn_conv2d():

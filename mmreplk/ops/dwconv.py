@@ -73,7 +73,7 @@ def conv_allows_tf32() -> bool:
 def _check_impl(impl: str, source: str) -> str:
     if impl not in IMPLS:
         raise ConfigError(f'invalid depthwise conv impl {impl!r} (from {source}); '
-                         f'valid values: {", ".join(IMPLS)}')
+                          f'valid values: {", ".join(IMPLS)}')
     return impl
 
 
@@ -281,6 +281,7 @@ def _dwconv2d_fake(x, weight, bias, impl):
 @torch.library.custom_op('mmreplk::dwconv2d_input_grad', mutates_args=())
 def _input_grad(grad_out: torch.Tensor, weight: torch.Tensor, impl: str) -> torch.Tensor:
     """Input gradient op: in ``grad_out``'s dtype and memory format."""
+    _check_op_args(grad_out, weight, None)
     kh, kw = weight.shape[-2:]
 
     def stock():
@@ -301,6 +302,10 @@ def _input_grad_fake(grad_out, weight, impl):
 def _weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int,
                  impl: str) -> torch.Tensor:
     """Weight gradient op: contiguous (C, 1, Kh, Kw) in ``x``'s dtype."""
+    if grad_out.shape != x.shape or kh % 2 == 0 or kw % 2 == 0 or x.dim() != 4:
+        raise ConfigError(f'mmreplk::dwconv2d_weight_grad: needs (N, C, H, W) input and '
+                          f'output gradient of one shape and an odd kernel, got '
+                          f'{tuple(x.shape)}, {tuple(grad_out.shape)}, {kh}x{kw}')
 
     def stock():
         return torch.nn.grad.conv2d_weight(x, (x.shape[1], 1, kh, kw), grad_out, 1,
