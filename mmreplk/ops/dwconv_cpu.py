@@ -36,8 +36,9 @@ STOCK_MAX_KERNEL = 7
 NCHW_MAX_KERNEL = 13
 NCHW_MAX_PIXELS = 16 * 16
 # Weight gradient (weight_grad): gradient rows per GEMM block. A block of B rows meets
-# B + K - 1 input rows, of which the GEMM computes all pairs and keeps K per row: 16 rows
-# waste 1.5x at K = 31 for GEMMs large enough for MKL (32 rows: 1.9x, no faster measured).
+# B + K - 1 input rows; the GEMM computes all those pairs and keeps K per row, so 16 rows
+# compute 1.5x the useful products at K = 31 (32 rows: 1.9x, and measured no faster at
+# the 31B stage shapes on the 2-core AVX2 dev machine; 8 rows: GEMMs too small for MKL).
 WGRAD_BLOCK_ROWS = 16
 # Elements (fp32) in each of the weight gradient's padded copies of one chunk of planes:
 # 16 MB, so its working memory is bounded whatever N, C and the map size.
