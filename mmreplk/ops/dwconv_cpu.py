@@ -20,7 +20,7 @@ All arithmetic is fp32; results are cast back to the input dtype and returned in
 input's memory format.
 """
 import itertools
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,10 @@ WGRAD_BLOCK_ROWS = 16
 # Elements (fp32) in each of the weight gradient's padded copies of one chunk of planes:
 # 16 MB, so its working memory is bounded whatever N, C and the map size.
 WGRAD_CHUNK_ELEMENTS = 1 << 22
+# Maps of at most this many pixels take stock's weight gradient (oneDNN is fast there:
+# 2x1024x16x16, K=13: stock 0.28 s, the GEMMs 1.0 s; from 28x28 up stock is im2col,
+# 2x512x32x32, K=27: 21 s vs 1.1 s; 2-core AVX2 dev machine, under load).
+WGRAD_STOCK_MAX_PIXELS = 16 * 16
 
 
 def choose_strategy(n: int, c: int, h: int, w: int, kh: int, kw: int) -> str:
@@ -72,12 +76,16 @@ def conv_same(x: torch.Tensor, weight: torch.Tensor,
               strategy: Optional[str] = None) -> torch.Tensor:
     """fp32 result of the stride-1 'same' depthwise conv ``x`` (N,C,H,W) * ``weight`` (C,1,Kh,Kw).
 
-    ``strategy`` None applies :func:`choose_strategy`.
+    ``strategy`` None applies :func:`choose_strategy`, with channels_last for a weight
+    that holds a NaN/Inf (on maps of K - 1 pixels or more per side only that layout
+    leaves the zero padding out of the sums).
     """
     n, c, h, w = x.shape
     kh, kw = weight.shape[-2:]
     if strategy is None:
         strategy = choose_strategy(n, c, h, w, kh, kw)
+        if strategy == 'nchw' and not torch.isfinite(weight).all():
+            strategy = 'cl'  # NCHW oneDNN can multiply NaN/Inf taps by the zero padding
     if strategy not in STRATEGIES:
         raise ValueError(f'unknown CPU strategy {strategy!r}; valid: {STRATEGIES}')
     fmt = torch.channels_last if strategy == 'cl' else torch.contiguous_format
@@ -100,6 +108,22 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return out.contiguous(memory_format=memory_format_of(grad_out))
 
 
+def _plane_chunks(x: torch.Tensor, grad_out: torch.Tensor, step: int
+                  ) -> Iterator[Tuple[int, torch.Tensor, torch.Tensor]]:
+    """(first plane index in N*C order, x planes, grad_out planes), at most ``step``
+    planes each, as views: across images for contiguous tensors, else within one image
+    (a channels_last tensor is never copied whole)."""
+    n, c = x.shape[:2]
+    if x.is_contiguous() and grad_out.is_contiguous():
+        xf, gf = x.flatten(0, 1), grad_out.flatten(0, 1)
+        for first in range(0, n * c, step):
+            yield first, xf[first:first + step], gf[first:first + step]
+    else:
+        for image, first in itertools.product(range(n), range(0, c, step)):
+            yield (image * c + first, x[image, first:first + step],
+                   grad_out[image, first:first + step])
+
+
 def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """fp32 weight gradient (C, 1, Kh, Kw), computed directly in bounded memory.
 
@@ -109,31 +133,44 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
     rows times the B + Kh - 1 input rows they meet is one (B x W') @ (W' x (B + Kh - 1))
     GEMM over the W' columns where both lie inside the image, and its band (p, p + i)
     holds the block's sums for kernel row i. Band entries that pair a gradient row with a
-    row outside the image are dropped (not multiplied by zero), so a NaN/Inf reaches
-    exactly the taps whose sums contain it. Planes go in chunks of one image's channels
-    whose copies hold at most :data:`WGRAD_CHUNK_ELEMENTS` elements, so the extra memory
-    does not grow with N*C (nor with a channels_last layout: nothing is copied whole).
+    row outside the image are zero for finite data; when x or grad_out holds a NaN/Inf
+    they are dropped (not multiplied by zero), so a NaN/Inf reaches exactly the taps whose
+    sums contain it. Planes go in chunks whose copies hold at most
+    :data:`WGRAD_CHUNK_ELEMENTS` elements, so the extra memory does not grow with N*C.
+    Finite data on maps of at most :data:`WGRAD_STOCK_MAX_PIXELS` take stock's weight
+    gradient.
     """
     n, c, h, w = x.shape
-    out = x.new_zeros((c, kh, kw), dtype=torch.float32)
-    if n * c == 0 or h == 0 or w == 0:
-        return out.unsqueeze(1)
+    out = x.new_zeros((n * c, kh, kw), dtype=torch.float32)
+    if out.numel() == 0 or h == 0 or w == 0:
+        return out.view(n, c, kh, kw).sum(0).unsqueeze(1)
+    finite = bool(torch.isfinite(x).all() and torch.isfinite(grad_out).all())
+    if finite and h * w <= WGRAD_STOCK_MAX_PIXELS:  # stock multiplies NaN/Inf by padding
+        return torch.nn.grad.conv2d_weight(x.float(), (c, 1, kh, kw), grad_out.float(), 1,
+                                           (kh // 2, kw // 2), 1, c)
     block = min(WGRAD_BLOCK_ROWS, h)
     blocks = -(-h // block)
-    extra = -(-(kh - 1) // block)  # junk blocks per plane that let windows overhang it
-    rows, window = (blocks + extra) * block, block + kh - 1
+    window = block + kh - 1
+    # Windows start every `block` rows of the padded planes laid end to end, so each
+    # plane gets `extra` junk blocks (zero gradient rows) that let windows overhang it;
+    # a one-block plane needs none: its windows are whole padded planes.
+    extra = 0 if blocks == 1 else -(-(kh - 1) // block)
+    rows = window if blocks == 1 else (blocks + extra) * block
+    stride = rows if blocks == 1 else block  # rows from one window to the next
     pad_top, pad_left = kh // 2, kw // 2
-    p = torch.arange(blocks * block).view(blocks, block, 1)
-    r = p + torch.arange(kh).view(1, 1, kh) - pad_top  # the input row each band entry meets
-    valid = (p < h) & (r >= 0) & (r < h)
+    valid = None
+    if not finite:
+        p = torch.arange(blocks * block).view(blocks, block, 1)
+        r = p + torch.arange(kh).view(1, 1, kh) - pad_top  # the input row of each entry
+        valid = (p < h) & (r >= 0) & (r < h)
     step = max(1, WGRAD_CHUNK_ELEMENTS // (rows * w))
-    for image, first in itertools.product(range(n), range(0, c, step)):
-        m = min(step, c - first)  # channels first..first+m of one image: views in any layout
+    for first, xs, gs in _plane_chunks(x, grad_out, step):
+        m = xs.shape[0]
         units = m * (blocks + extra)
         xp = x.new_zeros((m * rows, w), dtype=torch.float32)
-        xp.view(m, rows, w)[:, pad_top:pad_top + h] = x[image, first:first + m]
+        xp.view(m, rows, w)[:, pad_top:pad_top + h] = xs
         gp = x.new_zeros((units, block, w), dtype=torch.float32)
-        gp.view(m, rows, w)[:, :h] = grad_out[image, first:first + m]
+        gp.view(m, -1, w)[:, :h] = gs
         fit = units - extra  # the windows that end inside the chunk (the last ones are junk)
         res = x.new_empty((units, block, window), dtype=torch.float32)
         band = res.as_strided((m, blocks, block, kh),
@@ -145,7 +182,8 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
             if q0 >= q1:
                 continue
             windows = xp[:, q0 + shift:q1 + shift].as_strided(
-                (fit, window, q1 - q0), (block * w, w, 1))
+                (fit, window, q1 - q0), (stride * w, w, 1))
             torch.bmm(gp[:fit, :, q0:q1], windows.transpose(1, 2), out=res[:fit])
-            out[first:first + m, :, j] += torch.where(valid, band, 0.).sum((1, 2))
-    return out.unsqueeze(1)
+            kept = band if valid is None else torch.where(valid, band, 0.)
+            out[first:first + m, :, j] = kept.sum((1, 2))
+    return out.view(n, c, kh, kw).sum(0).unsqueeze(1)
