@@ -144,7 +144,9 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int) -> to
     out = x.new_zeros((n * c, kh, kw), dtype=torch.float32)
     if out.numel() == 0 or h == 0 or w == 0:
         return out.view(n, c, kh, kw).sum(0).unsqueeze(1)
-    finite = bool(torch.isfinite(x).all() and torch.isfinite(grad_out).all())
+    # a NaN/Inf makes its sum non-finite (a finite overflow only takes the masked path)
+    finite = bool(torch.isfinite(x.sum(dtype=torch.float32))
+                  & torch.isfinite(grad_out.sum(dtype=torch.float32)))
     if finite and h * w <= WGRAD_STOCK_MAX_PIXELS:  # stock multiplies NaN/Inf by padding
         return torch.nn.grad.conv2d_weight(x.float(), (c, 1, kh, kw), grad_out.float(), 1,
                                            (kh // 2, kw // 2), 1, c)
