@@ -1,4 +1,6 @@
 """The fast depthwise conv as PyTorch custom ops: fake kernels, autograd, export, compile."""
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -64,7 +66,9 @@ def _export(strict):
 
 
 def _jit_trace(model, x):
-    graph = torch.jit.trace(model, (x,)).inlined_graph
+    with warnings.catch_warnings():  # no TracerWarning from the op's argument checks
+        warnings.simplefilter('error', torch.jit.TracerWarning)
+        graph = torch.jit.trace(model, (x,)).inlined_graph
     return [n.kind() for n in graph.nodes()], None
 
 

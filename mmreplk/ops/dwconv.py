@@ -357,7 +357,12 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
     depthwise convolution raise :class:`ConfigError` (:func:`check_shapes`).
     """
     impl = _impl_value(impl)
-    check_shapes(x, weight, bias)
+    if torch.jit.is_tracing():
+        with warnings.catch_warnings():  # the trace fixes the channel count, as the check does
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            check_shapes(x, weight, bias)
+    else:
+        check_shapes(x, weight, bias)
     device_type = _device_type(x)
     xs, ws, bs = x, weight, bias
     if (torch.amp.is_autocast_available(x.device.type)  # not for meta tensors
