@@ -87,10 +87,11 @@ def test_cpu_strategies_and_weight_grad(strategy, shape):
 
 @pytest.mark.parametrize('chunk, channels_last', [(2000, False), (300, True), (1 << 22, True)])
 def test_cpu_weight_grad_in_chunks_of_planes(monkeypatch, chunk, channels_last):
-    """The weight gradient's chunks (one plane, a few, the whole batch) and a
-    channels_last input give the float64 result; blocks of rows cover maps of 1 to 3
-    blocks and kernels taller than the map."""
+    """The weight gradient's GEMMs in chunks (one plane, a few, the whole batch), on a
+    channels_last input too, give the float64 result; blocks of rows cover maps of 1 to 3
+    blocks and kernels taller than the map (small maps included: stock is switched off)."""
     monkeypatch.setattr(dwconv_cpu, 'WGRAD_CHUNK_ELEMENTS', chunk)
+    monkeypatch.setattr(dwconv_cpu, 'WGRAD_STOCK_MAX_PIXELS', 0)
     for shape in [(2, 5, 37, 9, 31, 5), (3, 2, 5, 6, 13, 9), (1, 3, 16, 16, 9, 9)]:
         x, w, _, g = _data(shape, torch.float32, bias=False)
         if channels_last:
