@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmreplk.ops import DepthwiseConv2d, depthwise_conv2d, dwconv, dwconv_cpu
@@ -178,6 +178,8 @@ SPECIALS = [float('nan'), float('inf'), -float('inf'), 0.]
 
 
 @settings(max_examples=12, deadline=None)
+@example(batch=(1, 3), kernel=(9, 11), extra=(0, 0), defects=[(1, 0., float('nan'))])
+@example(batch=(2, 1), kernel=(21, 17), extra=(6, 6), defects=[(2, 0., float('inf'))])
 @given(batch=st.tuples(st.integers(1, 2), st.integers(1, 3)),
        kernel=st.tuples(st.sampled_from([9, 13, 21]), st.sampled_from([9, 11, 17])),
        extra=st.tuples(st.integers(0, 6), st.integers(0, 6)),
