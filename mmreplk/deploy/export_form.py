@@ -4,8 +4,9 @@ anything that depends on the input size.
 * The RepLKNet backbone is re-parameterized (``switch_to_deploy``) and every conv-BN pair of
   the heads folded (mmcv's ``fuse_conv_bn``): no BatchNorm is left.
 * The depthwise convs run stock ``F.conv2d`` in NCHW (``impl='torch'``,
-  ``channels_last=False``): the fast paths choose per input size (kernels cropped to small
-  maps, CPU strategies), and a trace would keep the choice made at the traced size.
+  ``channels_last=False``). A tracer records stock ``F.conv2d`` with the whole kernel on
+  every path anyway (:func:`mmreplk.ops.dwconv.lowers_to_stock`); NCHW also keeps the
+  backbone's layout conversions out of the graph.
 * ``nn.AdaptiveAvgPool2d`` (UPerHead's pyramid pooling) becomes
   :class:`AdaptiveAvgPool2dExport`, the same average computed from the input's run-time
   size: ONNX has no adaptive pooling, and the exporter turns it into a fixed-size pooling

@@ -36,6 +36,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmreplk.errors import ConfigError
+
 from . import dwconv_cpu
 
 IMPLS = ('auto', 'torch', 'triton', 'cpu')
@@ -45,6 +47,12 @@ _MODULES = {'cpu': 'mmreplk.ops.dwconv_cpu', 'triton': 'mmreplk.ops.dwconv_trito
             'triton_tc': 'mmreplk.ops.dwconv_triton_tc'}
 _TRITON = importlib.util.find_spec('triton') is not None
 _FAILED: Set[Tuple] = set()  # (pass, dtype, Kh, Kw) whose Triton kernel failed under 'auto'
+# Smallest kernel 'auto' sends to Triton on CUDA. Not a measurement (no GPU run exists):
+# cuDNN ships dedicated 3x3 / 5x5 depthwise kernels, the Triton ones target RepLKNet's
+# large kernels (docs/dwconv.md, "Selecting the implementation").
+TRITON_MIN_KERNEL = 7
+# dtypes the fast kernels compute (sums in fp32); float64 and others run stock F.conv2d
+FAST_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def triton_available() -> bool:
@@ -64,8 +72,8 @@ def conv_allows_tf32() -> bool:
 
 def _check_impl(impl: str, source: str) -> str:
     if impl not in IMPLS:
-        raise ValueError(f'invalid depthwise conv impl {impl!r} (from {source}); '
-                         f'valid values: {", ".join(IMPLS)}')
+        raise ConfigError(f'invalid depthwise conv impl {impl!r} (from {source}); '
+                          f'valid values: {", ".join(IMPLS)}')
     return impl
 
 
@@ -98,7 +106,8 @@ def _family(impl: str, device_type: str, kernel_size: int, triton: bool,
         raise RuntimeError(f"impl='cpu' needs a CPU tensor (got {device_type})")
     if impl in ('cpu', 'auto') and device_type == 'cpu':
         return 'torch' if dwconv_cpu.prefers_stock(kernel_size) else 'cpu'
-    if impl == 'auto' and device_type == 'cuda' and triton and kernel_size >= 7:
+    if (impl == 'auto' and device_type == 'cuda' and triton
+            and kernel_size >= TRITON_MIN_KERNEL):
         return 'triton'
     return 'torch'
 
@@ -159,17 +168,32 @@ def lowers_to_stock() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
+def check_shapes(x: torch.Tensor, weight: torch.Tensor,
+                 bias: Optional[torch.Tensor] = None) -> None:
+    """Raise :class:`ConfigError` unless ``x`` is (N, C, H, W), ``weight`` (C, 1, Kh, Kw)
+    and ``bias`` None or (C,): the shapes of a depthwise convolution (any other weight
+    would make ``F.conv2d`` a grouped convolution with other output channels)."""
+    if x.dim() != 4:
+        raise ConfigError(f'depthwise conv: the input must be (N, C, H, W), got shape '
+                          f'{tuple(x.shape)}')
+    c = x.shape[1]
+    if weight.dim() != 4 or tuple(weight.shape[:2]) != (c, 1):
+        raise ConfigError(f'depthwise conv: the weight must be (C, 1, Kh, Kw) with C = '
+                          f'{c} input channels, got shape {tuple(weight.shape)}')
+    if bias is not None and tuple(bias.shape) != (c, ):
+        raise ConfigError(f'depthwise conv: the bias must be ({c},), got shape '
+                          f'{tuple(bias.shape)}')
+
+
 def in_scope(x: torch.Tensor, weight: torch.Tensor,
              bias: Optional[torch.Tensor] = None) -> bool:
-    """Whether a fast path handles ``x`` (N,C,H,W) with ``weight`` (C,1,Kh,Kw) and ``bias``
-    (C,) or None, 'same' padding: odd kernel, one float dtype and device, non-empty ``x``."""
-    return (x.dim() == 4 and weight.dim() == 4 and weight.shape[1] == 1
-            and weight.shape[0] == x.shape[1] and x.numel() > 0
-            and weight.shape[2] % 2 == 1 and weight.shape[3] % 2 == 1
+    """Whether a fast path handles ``x`` with ``weight`` and ``bias`` (shapes as
+    :func:`check_shapes` requires), 'same' padding: odd kernel, one dtype of
+    :data:`FAST_DTYPES` and one device, non-empty ``x``."""
+    return (x.numel() > 0 and weight.shape[2] % 2 == 1 and weight.shape[3] % 2 == 1
             and x.dtype == weight.dtype and x.device == weight.device
-            and x.dtype in (torch.float32, torch.float16, torch.bfloat16)
-            and (bias is None or (bias.shape == (x.shape[1],) and bias.dtype == x.dtype
-                                  and bias.device == x.device)))
+            and x.dtype in FAST_DTYPES
+            and (bias is None or (bias.dtype == x.dtype and bias.device == x.device)))
 
 
 def crop_to_map(weight: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -186,8 +210,7 @@ def crop_to_map(weight: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 def _stock(x, weight, bias):
     kh, kw = weight.shape[-2:]
-    groups = x.shape[1] // weight.shape[1] if weight.dim() == 4 and weight.shape[1] else 1
-    return F.conv2d(x, weight, bias, 1, (kh // 2, kw // 2), 1, groups)
+    return F.conv2d(x, weight, bias, 1, (kh // 2, kw // 2), 1, x.shape[1])
 
 
 def _run(kind: str, impl: str, x: torch.Tensor, kh: int, kw: int,
@@ -195,14 +218,15 @@ def _run(kind: str, impl: str, x: torch.Tensor, kh: int, kw: int,
     """Run pass ``kind`` on the backend chosen for ``x``: ``fast(module)`` or ``stock()``.
 
     Under 'auto' a failing Triton backend (import, compile, launch, resources; not out of
-    memory) warns once and stock runs this (pass, dtype, Kh, Kw) from then on.
+    memory) warns once and stock runs this (pass, dtype, Kh, Kw) from then on. dtypes
+    outside :data:`FAST_DTYPES` (float64) run stock, in their own precision.
     """
     device_type = _device_type(x)
     family = _family(impl, device_type, max(kh, kw), triton_available(), _interpret())
     key = (kind, x.dtype, kh, kw)
     guarded = impl == 'auto' and family == 'triton'
     with torch.autocast(x.device.type, enabled=False):
-        if family == 'torch' or (guarded and key in _FAILED):
+        if family == 'torch' or x.dtype not in FAST_DTYPES or (guarded and key in _FAILED):
             return stock()
         try:
             if family == 'triton' and device_type == 'cuda':
@@ -224,10 +248,25 @@ def _run(kind: str, impl: str, x: torch.Tensor, kh: int, kw: int,
 
 
 # ----------------------------------------------------------------------- custom ops
+def _check_op_args(x: torch.Tensor, weight: torch.Tensor,
+                   bias: Optional[torch.Tensor]) -> None:
+    """The op's own scope (it is callable directly as ``torch.ops.mmreplk.dwconv2d``)."""
+    check_shapes(x, weight, bias)
+    kh, kw = weight.shape[-2:]
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ConfigError(f'mmreplk::dwconv2d: the kernel must be odd in both axes, got '
+                          f'{kh}x{kw} (depthwise_conv2d runs F.conv2d for even kernels)')
+    for name, t in (('weight', weight), ('bias', bias)):
+        if t is not None and (t.dtype, t.device) != (x.dtype, x.device):
+            raise ConfigError(f'mmreplk::dwconv2d: the {name} is {t.dtype} on {t.device}, '
+                              f'the input {x.dtype} on {x.device}')
+
+
 @torch.library.custom_op('mmreplk::dwconv2d', mutates_args=())
 def _dwconv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
               impl: str) -> torch.Tensor:
     """Forward op: output in ``x``'s dtype and memory format."""
+    _check_op_args(x, weight, bias)
     kh, kw = weight.shape[-2:]
     out = _run('forward', impl, x, kh, kw, lambda m: m.forward(x, weight, bias),
                lambda: _stock(x, weight, bias))
@@ -242,6 +281,7 @@ def _dwconv2d_fake(x, weight, bias, impl):
 @torch.library.custom_op('mmreplk::dwconv2d_input_grad', mutates_args=())
 def _input_grad(grad_out: torch.Tensor, weight: torch.Tensor, impl: str) -> torch.Tensor:
     """Input gradient op: in ``grad_out``'s dtype and memory format."""
+    _check_op_args(grad_out, weight, None)
     kh, kw = weight.shape[-2:]
 
     def stock():
@@ -262,6 +302,10 @@ def _input_grad_fake(grad_out, weight, impl):
 def _weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kh: int, kw: int,
                  impl: str) -> torch.Tensor:
     """Weight gradient op: contiguous (C, 1, Kh, Kw) in ``x``'s dtype."""
+    if grad_out.shape != x.shape or kh % 2 == 0 or kw % 2 == 0 or x.dim() != 4:
+        raise ConfigError(f'mmreplk::dwconv2d_weight_grad: needs (N, C, H, W) input and '
+                          f'output gradient of one shape and an odd kernel, got '
+                          f'{tuple(x.shape)}, {tuple(grad_out.shape)}, {kh}x{kw}')
 
     def stock():
         return torch.nn.grad.conv2d_weight(x, (x.shape[1], 1, kh, kw), grad_out, 1,
@@ -309,12 +353,20 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
     ``impl``: one of :data:`IMPLS`; None reads ``$MMREPLK_DWCONV`` (default 'auto').
     Matches ``F.conv2d(x, weight, bias, 1, (Kh//2, Kw//2), 1, C)`` including autograd and
     autocast; out-of-scope arguments (see :func:`in_scope`) and calls recorded by a tracer
-    or exporter (see :func:`lowers_to_stock`) run exactly that.
+    or exporter (see :func:`lowers_to_stock`) run exactly that. Shapes that are not a
+    depthwise convolution raise :class:`ConfigError` (:func:`check_shapes`).
     """
     impl = _impl_value(impl)
+    if torch.jit.is_tracing():
+        with warnings.catch_warnings():  # the trace fixes the channel count, as the check does
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            check_shapes(x, weight, bias)
+    else:
+        check_shapes(x, weight, bias)
     device_type = _device_type(x)
     xs, ws, bs = x, weight, bias
-    if torch.is_autocast_enabled(x.device.type):  # cast as F.conv2d would
+    if (torch.amp.is_autocast_available(x.device.type)  # not for meta tensors
+            and torch.is_autocast_enabled(x.device.type)):  # cast as F.conv2d would
         dtype = torch.get_autocast_dtype(x.device.type)
         xs, ws = x.to(dtype), weight.to(dtype)
         bs = bias.to(dtype) if bias is not None else None
@@ -354,6 +406,6 @@ class DepthwiseConv2d(nn.Conv2d):
         return super().extra_repr() + (f', impl={self.impl!r}' if self.impl else '')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.uses_fast_path():
+        if not self.uses_fast_path() or x.dim() != 4:  # nn.Conv2d also takes (C, H, W)
             return super().forward(x)
         return depthwise_conv2d(x, self.weight, self.bias, impl=self.impl)

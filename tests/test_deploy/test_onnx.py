@@ -16,6 +16,7 @@ from mmreplk.deploy.onnx_export import (check_shapes, compare_with_onnxruntime,
                                         export_onnx, require)
 from mmreplk.errors import ExportError
 from mmreplk.models import RepLKNet
+from mmreplk.ops import DepthwiseConv2d
 
 onnx = pytest.importorskip('onnx', reason='the optional extra mmreplk[onnx]')
 pytest.importorskip('onnxruntime', reason='the optional extra mmreplk[onnx]')
@@ -94,10 +95,12 @@ def _export_and_check(module, reference, path, shapes):
     return compare_with_onnxruntime(path, reference, shapes, scale=1.)
 
 
-def test_only_the_export_form_exports_with_dynamic_sizes(tmp_path):
-    """Traced on mmreplk's default path (kernels cropped to small maps, the CPU
-    strategies' custom op), a dynamic-size export does not give a model that is right
-    at every size; the export form does. A disagreement fails the check."""
+def test_export_form_and_default_path_export_standard_ops_at_every_size(tmp_path):
+    """The export form and mmreplk's default path (dwconv_impl and channels_last as a
+    user leaves them: under the tracer its depthwise convs run stock F.conv2d with the
+    whole kernel) both export with dynamic sizes to standard ONNX ops only (Conv, no
+    custom-op domain) that agree with PyTorch at three sizes. A disagreement fails the
+    check."""
     backbone = RepLKNet(arch=TINY_ARCH)
     randomize_bn(backbone)
     reference = BackboneExport(backbone.eval())
@@ -110,9 +113,12 @@ def test_only_the_export_form_exports_with_dynamic_sizes(tmp_path):
 
     default_path = BackboneExport(prepare_for_export(backbone))
     set_dwconv_path(default_path, stock=False)
-    with pytest.raises(RuntimeError):  # the exporter's error, or the check's
-        _export_and_check(default_path, reference, str(tmp_path / 'default.onnx'),
-                          shapes)
+    default_onnx = str(tmp_path / 'default.onnx')
+    rows = _export_and_check(default_path, reference, default_onnx, shapes)
+    assert max(r['error'] for r in rows) < 1e-5
+    nodes = onnx.load(default_onnx).graph.node
+    assert 'Conv' in {n.op_type for n in nodes}
+    assert {n.domain for n in nodes} <= {'', 'ai.onnx'}
 
     with torch.no_grad():
         backbone.stages[3].blocks[0].pw2.conv.weight.mul_(1.01)
@@ -155,3 +161,16 @@ def test_detector_without_backbone_only_points_to_mmdeploy(tool, tmp_path, capsy
     result = _call(tool, [FCOS, str(tmp_path / 'c.pth'), str(tmp_path / 'x.onnx')],
                    capsys)
     assert_clear_error(result, 'mmdet detector', 'mmdeploy', '--backbone-only')
+
+
+def test_dynamo_exporter_writes_a_standard_conv(tmp_path):
+    """torch.onnx.export(dynamo=True) of a default depthwise conv (the CPU fast path in
+    eager): a standard Conv, no custom-op domain, the same output in onnxruntime."""
+    pytest.importorskip('onnxscript', reason="the dynamo exporter's dependency")
+    conv = DepthwiseConv2d(4, 4, 13, padding=6, groups=4).eval()
+    x = torch.randn(1, 4, 16, 16)
+    path = str(tmp_path / 'dw.onnx')
+    torch.onnx.export(conv, (x, ), path, dynamo=True, input_names=['input'])
+    nodes = onnx.load(path).graph.node
+    assert [n.op_type for n in nodes] == ['Conv'] and nodes[0].domain in ('', 'ai.onnx')
+    assert compare_with_onnxruntime(path, conv, [tuple(x.shape)], scale=1.)

@@ -6,6 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mmreplk.ops import DepthwiseConv2d, depthwise_conv2d, dwconv, dwconv_cpu
 
@@ -78,6 +80,20 @@ def test_cpu_strategies_and_weight_grad(strategy, shape):
     _close(dwconv_cpu.weight_grad(x, g, *shape[4:]), ref_gw, 2e-5)
 
 
+@pytest.mark.parametrize('chunk, channels_last', [(2000, False), (300, True), (1 << 22, True)])
+def test_cpu_weight_grad_in_chunks_of_planes(monkeypatch, chunk, channels_last):
+    """The weight gradient's GEMMs in chunks (one plane, a few, the whole batch), on a
+    channels_last input too, give the float64 result; blocks of rows cover maps of 1 to 3
+    blocks and kernels taller than the map (small maps included: stock is switched off)."""
+    monkeypatch.setattr(dwconv_cpu, 'WGRAD_CHUNK_ELEMENTS', chunk)
+    monkeypatch.setattr(dwconv_cpu, 'WGRAD_STOCK_MAX_PIXELS', 0)
+    for shape in [(2, 5, 37, 9, 31, 5), (3, 2, 5, 6, 13, 9), (1, 3, 16, 16, 9, 9)]:
+        x, w, _, g = _data(shape, torch.float32, bias=False)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _close(dwconv_cpu.weight_grad(x, g, *shape[4:]), _reference(x, w, None, g)[2], 2e-5)
+
+
 def test_cpu_unknown_strategy_raises():
     x, w, _, _ = _data((1, 1, 4, 4, 3, 3), torch.float32)
     with pytest.raises(ValueError, match='nchw'):
@@ -129,6 +145,60 @@ def test_cpu_non_finite_values_stay_in_their_window(value):
     _assert_same_non_finite(y, ref_y)
     _assert_same_non_finite(gw, ref_gw)
     _assert_same_non_finite(_run(x, w, None, gd, impl='cpu')[1], _reference(x, w, None, gd)[1])
+
+
+def _image_only_reference(x, w, b, g):
+    """float64 output and gradients of the 'same' depthwise conv in which only pixels inside
+    the image enter a sum (zero padding contributes no term), one tap at a time."""
+    x, w, b, g = (t.double() for t in (x, w, b, g))
+    (n, c, h, wd), (kh, kw) = x.shape, w.shape[-2:]
+    y, gx = b.view(1, c, 1, 1).expand_as(x).clone(), torch.zeros_like(x)
+    gw = torch.zeros_like(w)
+    for i in range(kh):
+        for j in range(kw):
+            dy, dx = i - kh // 2, j - kw // 2
+            p0, p1, q0, q1 = max(0, -dy), min(h, h - dy), max(0, -dx), min(wd, wd - dx)
+            if p0 >= p1 or q0 >= q1:
+                continue
+            out = (Ellipsis, slice(p0, p1), slice(q0, q1))
+            inp = (Ellipsis, slice(p0 + dy, p1 + dy), slice(q0 + dx, q1 + dx))
+            tap = w[:, 0, i, j].view(1, c, 1, 1)
+            y[out] += x[inp] * tap
+            gx[inp] += g[out] * tap
+            gw[:, 0, i, j] = (x[inp] * g[out]).sum((0, 2, 3))
+    return y, gx, gw, g.sum((0, 2, 3))
+
+
+SPECIALS = [float('nan'), float('inf'), -float('inf'), 0.]
+
+
+@settings(max_examples=12, deadline=None)
+@example(batch=(1, 3), kernel=(9, 11), extra=(0, 0), defects=[(1, 0., float('nan'))])
+@example(batch=(2, 1), kernel=(21, 17), extra=(6, 6), defects=[(2, 0., float('inf'))])
+@given(batch=st.tuples(st.integers(1, 2), st.integers(1, 3)),
+       kernel=st.tuples(st.sampled_from([9, 13, 21]), st.sampled_from([9, 11, 17])),
+       extra=st.tuples(st.integers(0, 6), st.integers(0, 6)),
+       defects=st.lists(st.tuples(st.integers(0, 2), st.floats(0, 1, exclude_max=True),
+                                  st.sampled_from(SPECIALS)), min_size=1, max_size=4))
+def test_cpu_non_finite_values_reach_exactly_their_sums(batch, kernel, extra, defects):
+    """NaN, +-Inf and zeros anywhere in the input, weight or output gradient: the CPU path's
+    output and gradients are NaN / +-Inf exactly where a sum over the pixels inside the
+    image is (docs/dwconv.md, "Scope and semantics"); the rest equals that sum. Maps of
+    K - 1 pixels or more per side (oneDNN's direct kernels; on smaller ones it multiplies
+    the padding too)."""
+    shape = (*batch, kernel[0] - 1 + extra[0], kernel[1] - 1 + extra[1], *kernel)
+    x, w, b, g = _data(shape, torch.float32, seed=len(defects))
+    for which, where, value in defects:
+        t = (x, w, g)[which].view(-1)
+        t[int(where * t.numel())] = value
+    got = _run(x, w, b, g, impl='cpu')
+    magnitudes = _image_only_reference(x.abs(), w.abs(), b.abs(), g.abs())
+    for a, r, m in zip(got, _image_only_reference(x, w, b, g), magnitudes):
+        a = a.double()
+        assert torch.equal(a.isnan(), r.isnan()), (a.isnan().sum(), r.isnan().sum())
+        assert torch.equal(a.isinf(), r.isinf()) and torch.equal(a[a.isinf()], r[r.isinf()])
+        finite = r.isfinite()  # all terms finite: error within 2e-5 of their magnitudes
+        assert ((a - r).abs()[finite] <= 2e-5 * m[finite] + 1e-30).all()
 
 
 def test_cpu_error_stays_local_near_a_large_spike():
