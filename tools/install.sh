@@ -35,8 +35,9 @@ START=$(date +%s)
 "$PY" -m pip --version >/dev/null 2>&1 || fail "pip is not available for $PY."
 
 if stack_complete; then
-  if [ "${HAVE[mim]:-None}" = None ] || [ "${HAVE[mmdeploy]:-None}" = None ]; then
-    say "the stack is complete; installing the optional packages (mim, mmdeploy)"
+  if [ "${HAVE[mim]:-None}" = None ] || [ "${HAVE[mmdeploy]:-None}" = None ] \
+     || [ "${HAVE[onnxscript]:-None}" = None ]; then
+    say "the stack is complete; installing the optional packages (mim, mmdeploy, onnxscript)"
     install_optional
   fi
   say "everything is installed (torch ${HAVE[torch]}, mmcv ${HAVE[mmcv]} with ops, mmseg ${HAVE[mmseg]}, mmdet ${HAVE[mmdet]})."

@@ -51,7 +51,7 @@ stack_complete() {
 # the packages they import: MIM_IMPORTS for `import mim`, `mim download` and `mim search`,
 # DEPLOY_IMPORTS for mmdeploy's torch2onnx. Also run on a complete stack that lacks them.
 install_optional() {
-  ONNX_PACKAGES=("onnx>=1.16" "onnxruntime>=1.18" "onnxslim>=0.1.40")
+  ONNX_PACKAGES=("onnx>=1.16" "onnxruntime>=1.18" "onnxslim>=0.1.40" "onnxscript>=0.5")
   MIM_IMPORTS=(requests rich click colorama tabulate pandas model-index)
   DEPLOY_IMPORTS=(aenum)  # and onnx; the rest of what it imports comes with mmseg / mmdet
   { "$PY" -m pip install -q --disable-pip-version-check "${ONNX_PACKAGES[@]}" "${MIM_IMPORTS[@]}" \

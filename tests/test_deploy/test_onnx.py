@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 import torch
-from conftest import (ROOT, TINY_ARCH, assert_clear_error, import_tool,
-                      randomize_bn)
+from conftest import ROOT, TINY_ARCH, assert_clear_error, import_tool, randomize_bn
 from mmengine.config import Config
+from optional import import_installed
 
 from mmreplk.analysis.complexity import build_from_config, count_batchnorms
 from mmreplk.deploy.export_form import (AdaptiveAvgPool2dExport, BackboneExport,
@@ -166,7 +166,7 @@ def test_detector_without_backbone_only_points_to_mmdeploy(tool, tmp_path, capsy
 def test_dynamo_exporter_writes_a_standard_conv(tmp_path):
     """torch.onnx.export(dynamo=True) of a default depthwise conv (the CPU fast path in
     eager): a standard Conv, no custom-op domain, the same output in onnxruntime."""
-    pytest.importorskip('onnxscript', reason="the dynamo exporter's dependency")
+    import_installed('onnxscript', 'onnxscript', 'pip install "mmreplk[onnx]"')
     conv = DepthwiseConv2d(4, 4, 13, padding=6, groups=4).eval()
     x = torch.randn(1, 4, 16, 16)
     path = str(tmp_path / 'dw.onnx')

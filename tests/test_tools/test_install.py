@@ -22,7 +22,7 @@ if args[:1] and args[0].endswith('install_probe.py'):  # the status probe of ins
                  mmseg='None', mmdet='None', ftfy='None', pytest='9.0', mmreplk='None')
     if mode == 'mmcv22':
         state['mmcv'] = '2.2.0'
-    if mode == 'no_extras':  # a complete stack without mim and mmdeploy
+    if mode == 'no_extras':  # a complete stack without mim, mmdeploy and onnxscript
         state.update(mmengine='0.10.7', mmcv='2.1.0', mmcv_ops='ok', mmseg='1.2.2',
                      mmdet='3.3.0', ftfy='6.3', mmreplk='ok')
     print('\\n'.join(f'{{k}}={{v}}' for k, v in state.items()))

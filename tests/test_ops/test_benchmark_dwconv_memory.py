@@ -1,9 +1,12 @@
-"""tools/analysis_tools/benchmark_dwconv_memory.py: argument checks, one measurement, the
+"""tools/analysis_tools/benchmark_dwconv_memory.py and mmreplk.ops.benchmark_memory: argument
+checks, one measurement, the
 table row (the figures themselves are a benchmark's, not a test's)."""
 import argparse
 
 import pytest
 from conftest import import_tool
+
+from mmreplk.ops import benchmark_memory
 
 
 @pytest.fixture(scope='module')
@@ -25,12 +28,12 @@ def test_bad_sizes_and_even_kernels_exit_with_a_usage_error(tool, argv, capsys):
 
 
 @pytest.mark.parametrize('kind', ['wgrad', 'fb'])
-def test_one_measurement_and_its_row(tool, kind):
-    fast = tool.measure(kind, 'fast', 1, 2, 24, 9)
+def test_one_measurement_and_its_row(kind):
+    fast = benchmark_memory.measure(kind, 'fast', 1, 2, 24, 9)
     assert fast['peak_mb'] >= 0 and fast['seconds'] > 0
-    row = tool.row(kind, 1, 2, 24, 9, {'stock': dict(peak_mb=10., seconds=2.),
+    row = benchmark_memory.row(kind, 1, 2, 24, 9, {'stock': dict(peak_mb=10., seconds=2.),
                                       'fast': dict(peak_mb=5., seconds=1.)})
     assert row == [kind, '1', '2', '24x24', '9', '10', '5', '0.50', '2.00', '1.00']
-    failed = tool.row(kind, 1, 2, 24, 9, {'stock': dict(error='exit -9: killed'),
+    failed = benchmark_memory.row(kind, 1, 2, 24, 9, {'stock': dict(error='exit -9: killed'),
                                          'fast': fast})
     assert failed[5] == 'exit -9: killed' and failed[7] == '-'
