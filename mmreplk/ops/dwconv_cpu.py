@@ -30,11 +30,15 @@ STRATEGIES = ('nchw', 'cl')
 # EPYC, AVX-512, torch 2.13, fp32). Kernels up to STOCK_MAX_KERNEL run stock F.conv2d
 # with its own autograd: oneDNN's JIT kernels handle them in every layout and pass.
 STOCK_MAX_KERNEL = 7
-# NCHW beats channels_last for kernels up to NCHW_MAX_KERNEL on maps of at most
-# NCHW_MAX_PIXELS (RepLKNet-31B stage 4, 2x1024x16x16, K=13: 2.5 ms NCHW, 9-32 ms
-# channels_last); larger kernels or maps fall to NCHW's im2col path (seconds).
+# On AVX-512, NCHW beats channels_last for kernels up to NCHW_MAX_KERNEL on maps of at
+# most NCHW_MAX_PIXELS (RepLKNet-31B stage 4, 2x1024x16x16, K=13: 2.5 ms NCHW, 9-32 ms
+# channels_last); larger kernels or maps fall to NCHW's im2col path (seconds). Without
+# AVX-512 oneDNN has no such NCHW kernel: channels_last everywhere (2-core AVX2 dev
+# machine, forward, 8x1024x7x7 K=13: 58 ms NCHW, 3.0 ms channels_last; 2x1024x16x16:
+# 66 ms vs 7.5 ms).
 NCHW_MAX_KERNEL = 13
 NCHW_MAX_PIXELS = 16 * 16
+NCHW_SMALL_MAPS = torch.backends.cpu.get_cpu_capability().startswith('AVX512')
 # Weight gradient (weight_grad): gradient rows per GEMM block. A block of B rows meets
 # B + K - 1 input rows; the GEMM computes all those pairs and keeps K per row, so 16 rows
 # compute 1.5x the useful products at K = 31 (32 rows: 1.9x, and measured no faster at
@@ -49,12 +53,15 @@ WGRAD_CHUNK_ELEMENTS = 1 << 22
 WGRAD_STOCK_MAX_PIXELS = 16 * 16
 
 
-def choose_strategy(n: int, c: int, h: int, w: int, kh: int, kw: int) -> str:
+def choose_strategy(n: int, c: int, h: int, w: int, kh: int, kw: int,
+                    small_maps_nchw: bool = NCHW_SMALL_MAPS) -> str:
     """Deterministic rule table for the forward (and input-gradient) convolution: NCHW for
-    small kernels, or kernels up to :data:`NCHW_MAX_KERNEL` on maps up to
-    :data:`NCHW_MAX_PIXELS`; channels_last oneDNN otherwise."""
+    small kernels, or (with AVX-512: ``small_maps_nchw``) kernels up to
+    :data:`NCHW_MAX_KERNEL` on maps up to :data:`NCHW_MAX_PIXELS`; channels_last oneDNN
+    otherwise."""
     k = max(kh, kw)
-    if k <= STOCK_MAX_KERNEL or (k <= NCHW_MAX_KERNEL and h * w <= NCHW_MAX_PIXELS):
+    if k <= STOCK_MAX_KERNEL or (small_maps_nchw and k <= NCHW_MAX_KERNEL
+                                 and h * w <= NCHW_MAX_PIXELS):
         return 'nchw'
     return 'cl'
 

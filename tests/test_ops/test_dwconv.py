@@ -382,3 +382,15 @@ def test_auto_falls_back_to_stock_when_triton_fails(broken_triton):
     assert _BrokenTriton.calls == 3
     with pytest.raises(RuntimeError, match='simulated'):
         depthwise_conv2d(x, w, b, impl='triton')
+
+
+@pytest.mark.parametrize('avx512, shape, strategy', [
+    (True, (8, 1024, 7, 7, 13, 13), 'nchw'),   # RepLKNet-31B stage 4 @224
+    (True, (2, 1024, 16, 16, 13, 13), 'nchw'),  # stage 4 @512
+    (False, (8, 1024, 7, 7, 13, 13), 'cl'),   # no AVX-512 NCHW kernel: 20x slower there
+    (False, (2, 1024, 16, 16, 13, 13), 'cl'),
+    (True, (2, 512, 32, 32, 27, 27), 'cl'),   # im2col in NCHW on larger maps
+    (False, (2, 128, 8, 8, 5, 5), 'nchw'),    # small kernels: stock
+])
+def test_cpu_strategy_rule_follows_the_isa(avx512, shape, strategy):
+    assert dwconv_cpu.choose_strategy(*shape, small_maps_nchw=avx512) == strategy
