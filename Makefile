@@ -10,4 +10,4 @@ demo: install
 	$(PYTHON) tools/demo.py
 
 test: install
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests -n 2

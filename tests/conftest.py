@@ -167,15 +167,17 @@ def seg_options(root: str, iters: int = 2) -> dict:
 
 # --------------------------------------------------------------------------- a run
 LEARN_CONFIG = 'configs/demo_upernet_replk-tiny_synthetic.py'
-LEARN_ITERS = 60
+LEARN_ITERS = 90
 
 
 @pytest.fixture(scope='session')
 def learned_seg(ade20k_root, tmp_path_factory) -> subprocess.CompletedProcess:
     """A short tools/train.py run that learns (LEARN_CONFIG, the demo's
     small UPerNet, which inherits the ADE20K config, for LEARN_ITERS iterations at a
-    fixed seed): the cheapest set-up found that beats the majority-class baseline on
-    every data seed tried (0, 1, 2). It validates at its end; its work dir is
+    fixed seed): it beats the majority-class baseline (14.9 % mIoU) by 10 points or
+    more at the randomness seeds 0, 1, 2 (39 / 27 / 42 %; 60 iterations stayed within a
+    point of it at seed 0 when the convolution's rounding changed). It validates at its
+    end; its work dir is
     ``.work_dir`` and its ``iter_<LEARN_ITERS>.pth`` a real runner checkpoint."""
     work_dir = str(tmp_path_factory.mktemp('learned_seg'))
     warmup = LEARN_ITERS // 10

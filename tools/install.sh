@@ -6,7 +6,7 @@
 #
 # Installs: torch (kept if present, else torch==2.13.0), mmengine 0.10.7, mmcv 2.1.0 built
 # from source WITH compiled ops, mmsegmentation 1.2.2, mmdet 3.3.0 (+ their undeclared
-# imports ftfy/regex), Triton where the platform has it, pytest, mmreplk (editable) and the
+# imports ftfy/regex), Triton where the platform has it, pytest (+ xdist, hypothesis), mmreplk (editable) and the
 # optional packages of the ONNX, mim and mmdeploy tests (onnx, onnxruntime, onnxslim,
 # openmim, mmdeploy and what they import).
 set -euo pipefail
@@ -100,7 +100,7 @@ PYEOF
 say "mmcv $MMCV_VERSION with compiled ops: ok"
 
 # 5. The downstream toolboxes and their undeclared imports.
-pip_install -q "$MMSEG" "$MMDET" ftfy regex pytest
+pip_install -q "$MMSEG" "$MMDET" ftfy regex pytest pytest-xdist hypothesis
 
 # 6. Triton, where the platform has wheels (Linux x86_64 / aarch64).
 if "$PY" -c "import triton" 2>/dev/null; then

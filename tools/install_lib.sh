@@ -40,6 +40,7 @@ stack_complete() {
     && [ "${HAVE[mmcv]:-None}" = "$MMCV_VERSION" ] && [ "${HAVE[mmcv_ops]:-None}" = ok ] \
     && [ "${HAVE[mmseg]:-None}" = 1.2.2 ] && [ "${HAVE[mmdet]:-None}" = 3.3.0 ] \
     && [ "${HAVE[ftfy]:-None}" != None ] && [ "${HAVE[pytest]:-None}" != None ] \
+    && [ "${HAVE[xdist]:-None}" != None ] && [ "${HAVE[hypothesis]:-None}" != None ] \
     && [ "${HAVE[mmreplk]:-None}" = ok ]
 }
 

@@ -38,8 +38,8 @@ def mmreplk_here() -> Optional[str]:
 def main() -> None:
     state = {name: version(name) for name in ('torch', 'mmengine', 'mmcv')}
     state['mmcv_ops'] = mmcv_ops()
-    state.update({name: version(name) for name in ('mmseg', 'mmdet', 'ftfy', 'pytest',
-                                                   'mim', 'onnxscript')})
+    state.update({name: version(name) for name in (
+        'mmseg', 'mmdet', 'ftfy', 'pytest', 'xdist', 'hypothesis', 'mim', 'onnxscript')})
     # importing mmdeploy.apis takes seconds: its package and the one import it lacks suffice
     found = importlib.util.find_spec('mmdeploy') and importlib.util.find_spec('aenum')
     state['mmdeploy'] = 'ok' if found else None

@@ -62,27 +62,41 @@ def _train(work_dir, length, schedule, resume=False, load_from=None):
 
 
 #: (iterations before the resume, iterations added, warm-up): a resume at the end of
-#: the old schedule, inside the new warm-up's reach, and with more added than run.
-CASES = [(4, 2, 1), (4, 6, 2), (6, 6, 3)]
+#: the old schedule, and one with more added than run, inside the new warm-up's reach.
+CASES = [(4, 2, 1), (3, 5, 2)]
+
+
+@pytest.fixture(scope='module')
+def fresh(tmp_path_factory):
+    """The lr of each iteration of an uninterrupted run of ``(length, warmup)``, run
+    once per module."""
+    runs = {}
+
+    def lrs(length: int, warmup: int) -> dict:
+        if (length, warmup) not in runs:
+            runs[length, warmup] = _train(tmp_path_factory.mktemp('fresh'), length,
+                                          _schedule(length, warmup))
+        return runs[length, warmup]
+    return lrs
 
 
 @pytest.mark.parametrize('first, longer, warmup', CASES)
-def test_resume_with_a_longer_schedule_follows_the_new_config(tmp_path, first, longer,
-                                                              warmup):
+def test_resume_with_a_longer_schedule_follows_the_new_config(tmp_path, fresh, first,
+                                                              longer, warmup):
     total = first + longer
-    _train(tmp_path / 'run', first, _schedule(first, warmup))
-    resumed = _train(tmp_path / 'run', total, _schedule(total, warmup),
-                     resume=True, load_from=str(tmp_path / 'run' / f'iter_{first}.pth'))
-    fresh = _train(tmp_path / 'fresh', total, _schedule(total, warmup))
+    _train(tmp_path, first, _schedule(first, warmup))
+    resumed = _train(tmp_path, total, _schedule(total, warmup), resume=True,
+                     load_from=str(tmp_path / f'iter_{first}.pth'))
+    expected = fresh(total, warmup)
     assert sorted(resumed) == list(range(first + 1, total + 1))
     for it, lr in resumed.items():
-        assert lr == pytest.approx(fresh[it], rel=1e-6, abs=1e-12), (it, resumed, fresh)
+        assert lr == pytest.approx(expected[it], rel=1e-6, abs=1e-12), (it, resumed)
     assert resumed[first + 1] > 0  # the old schedule had reached 0 here
 
 
-def test_resume_with_the_same_schedule_is_unchanged(tmp_path):
-    _train(tmp_path / 'run', 3, _schedule(8, 2))
-    resumed = _train(tmp_path / 'run', 8, _schedule(8, 2), resume=True,
-                     load_from=str(tmp_path / 'run' / 'iter_3.pth'))
-    fresh = _train(tmp_path / 'fresh', 8, _schedule(8, 2))
-    assert resumed == pytest.approx({k: fresh[k] for k in resumed}, rel=1e-6)
+def test_resume_with_the_same_schedule_is_unchanged(tmp_path, fresh):
+    _train(tmp_path, 3, _schedule(8, 2))
+    resumed = _train(tmp_path, 8, _schedule(8, 2), resume=True,
+                     load_from=str(tmp_path / 'iter_3.pth'))
+    expected = fresh(8, 2)
+    assert resumed == pytest.approx({k: expected[k] for k in resumed}, rel=1e-6)

@@ -19,7 +19,8 @@ mode = os.environ['FAKE_MODE']
 args = sys.argv[1:]
 if args[:1] and args[0].endswith('install_probe.py'):  # the status probe of install.sh
     state = dict(torch='2.13.0', mmengine='None', mmcv='None', mmcv_ops='None',
-                 mmseg='None', mmdet='None', ftfy='None', pytest='9.0', mmreplk='None')
+                 mmseg='None', mmdet='None', ftfy='None', pytest='9.0', xdist='3.8',
+                 hypothesis='6.1', mmreplk='None')
     if mode == 'mmcv22':
         state['mmcv'] = '2.2.0'
     if mode == 'no_extras':  # a complete stack without mim, mmdeploy and onnxscript
