@@ -7,6 +7,7 @@ slow'`` leaves them out for a quick loop, ``make test`` runs everything.
 import copy
 import functools
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,13 @@ from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from mmreplk.testing.synthetic import make_ade20k, make_cityscapes, make_coco
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs two workers on the two cores: one thread each (also in the tools
+    # they start), or torch's thread pools oversubscribe the cores and small ops slow down
+    # by orders of magnitude
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
 
 #: The one tiny RepLKNet of the wiring tests: two blocks in stage 1, distinct widths,
 #: a small re-parameterization kernel. Full widths are used where exactness is the point.

@@ -36,8 +36,10 @@ def _assert_same(a, b):
         torch.testing.assert_close(oa, ob, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gx_a, gx_b, rtol=1e-4, atol=1e-5)
     assert gp_a.keys() == gp_b.keys() and gp_a
-    for name in gp_a:
-        torch.testing.assert_close(gp_a[name], gp_b[name], rtol=1e-3, atol=1e-4, msg=name)
+    for name in gp_a:  # float32 sums in another order: error relative to the largest entry
+        scale = max(gp_a[name].abs().max().item(), 1.0)
+        torch.testing.assert_close(gp_a[name], gp_b[name], rtol=1e-3, atol=1e-4 * scale,
+                                   msg=name)
 
 
 def test_backbone_fast_equals_stock_training_form():
