@@ -84,6 +84,9 @@ CHECKS = '''
     cfg = Config.fromfile('mmreplk::upernet_replk31b_ade20k.py')
     print('mmreplk:: loads:', cfg.model.backbone.type, cfg.model.backbone.arch,
           cfg.filename.startswith(mim))
+    from mmreplk.apis import check_config, check_dataset  # the runtime, from the wheel
+    check_config(cfg)
+    print('apis: check_config passes')
     user = Config.fromfile('user_config.py')
     print('user config:', user.train_cfg.max_iters, user.default_hooks.checkpoint.interval,
           user.model.backbone.type, user.model.get('_scope_'))
@@ -133,13 +136,15 @@ def test_installed_package_configs_by_scope_and_mim_train(scratch_python, tmp_pa
     (tmp_path / 'user_config.py').write_text(USER_CONFIG)
     out = _run([scratch_python, '-c', textwrap.dedent(CHECKS)], cwd=tmp_path).stdout
     configs = len(list((ROOT / 'configs').glob('*.py')))
-    prefixes = ('installed:', 'copies:', 'before the engine:', 'mmreplk::', 'user config:',
+    prefixes = ('installed:', 'copies:', 'before the engine:', 'mmreplk::', 'apis:',
+                'user config:',
                 'mim finds:', 'model index:', 'mim download:', 'mim search:')
     assert [line for line in out.splitlines() if line.startswith(prefixes)] == [
         'installed: True',
         'copies: True',
         'before the engine: not found',
         'mmreplk:: loads: mmreplk.RepLKNet 31B True',
+        'apis: check_config passes',
         'user config: 2 2 mmreplk.RepLKNet mmseg',
         "mim finds: ['configs/upernet_replk31b_ade20k.py']",
         f'model index: {configs}',
