@@ -55,7 +55,7 @@ def user_error(e: BaseException) -> Optional[str]:
     if isinstance(e, SyntaxError):
         return f'syntax error in {e.filename}, line {e.lineno}: {e.msg}'
     if isinstance(e, RecursionError):
-        return 'recursion too deep (a config inheriting from itself through _base_?)'
+        return 'recursion too deep (a structure that contains itself?)'
     if isinstance(e, ModuleNotFoundError):
         return f'no module named {e.name!r} (a typo in custom_imports, or not installed?)'
     if isinstance(e, KeyError) and _registry_key(e):

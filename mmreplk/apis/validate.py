@@ -25,6 +25,7 @@ under a second.
 import collections.abc
 import contextlib
 import difflib
+import functools
 import inspect
 import re
 import typing
@@ -32,6 +33,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from mmengine.optim.scheduler.param_scheduler import INF as FOREVER  # 'no end'
 from mmengine.registry import Registry
 from mmengine.runner import Runner
 
@@ -40,9 +42,6 @@ from mmreplk.errors import ConfigError
 from mmreplk.models.arch import resolve_arch
 from mmreplk.ops.dwconv import IMPLS
 
-#: A scheduler ``end`` at or above this runs to the end of training (mmengine's default
-#: ``end`` is ``INF = 1000000000``; configs write ``2**31`` or larger for 'no end').
-FOREVER = 10**9
 
 # The runner's own arguments; any other top-level name is a variable of the config file.
 RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {'self'}
@@ -96,7 +95,8 @@ def _close(word: str, options: Sequence[str]) -> Optional[str]:
     return found[0] if found else None
 
 
-def accepted_arguments(cls: type) -> Tuple[List[str], bool]:
+@functools.lru_cache(maxsize=None)
+def accepted_arguments(cls: type) -> Tuple[Tuple[str, ...], bool]:
     """The keyword arguments ``cls`` takes, following ``**kwargs`` into the base
     classes; and whether the chain still ends in ``**kwargs`` (anything goes)."""
     names: List[str] = []
@@ -107,15 +107,15 @@ def accepted_arguments(cls: type) -> Tuple[List[str], bool]:
         try:
             params = inspect.signature(init).parameters.values()
         except (TypeError, ValueError):
-            return names, True
+            return tuple(names), True
         names += [p.name for p in params if p.kind not in (p.VAR_POSITIONAL,
                                                            p.VAR_KEYWORD, )
                   and p.name != 'self']
         if not any(p.kind == p.VAR_KEYWORD for p in params):
-            return names, False
+            return tuple(names), False
         if not inspect.isclass(klass) or klass is object:
             break
-    return names, True
+    return tuple(names), True
 
 
 def _resolve(type_name: Any, path: str, registries: Sequence[Registry]) -> Any:
@@ -142,6 +142,7 @@ _BASIC = {int: 'an int', float: 'a number', bool: 'a bool', str: 'a string',
           type(None): 'None'}
 
 
+@functools.lru_cache(maxsize=None)
 def annotations(cls: Any) -> Dict[str, Any]:
     """The annotated keyword arguments of ``cls`` (its ``__init__``, or the function),
     through its base classes; annotations that cannot be resolved are left out."""
@@ -250,15 +251,15 @@ def check_config_keys(cfg: Config, sections: Sequence[str] = SECTIONS) -> None:
             _walk(value, section, regs)
 
 
-def _paths(node: Any, prefix: str = '') -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f'{prefix}.{key}' if prefix else str(key)
-            yield path
-            yield from _paths(value, path)
-    elif isinstance(node, (list, tuple)):
-        for i, item in enumerate(node):
-            yield from _paths(item, f'{prefix}.{i}')
+def _items(node: Any, prefix: str = '') -> Iterator[Tuple[str, Any]]:
+    """``(path, value)`` of every dict entry and list item below ``node``, depth first
+    (``'model.backbone.arch'``, ``'train_dataloader.dataset.pipeline.3.crop_size.0'``)."""
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(
+        node, (list, tuple)) else ()
+    for key, value in children:
+        path = f'{prefix}.{key}' if prefix else str(key)
+        yield path, value
+        yield from _items(value, path)
 
 
 def check_cfg_options(cfg: Config, cfg_options: Optional[dict]) -> List[str]:
@@ -271,7 +272,7 @@ def check_cfg_options(cfg: Config, cfg_options: Optional[dict]) -> List[str]:
         if top in RUNNER_KEYS or top in TOOL_KEYS:
             continue
         leaf = key.split('.')[-1]
-        meant = [p for p in _paths(runner_part) if p.split('.')[-1] == leaf][:3]
+        meant = [p for p, _ in _items(runner_part) if p.split('.')[-1] == leaf][:3]
         what = ('a variable of the config file, read when the file was loaded'
                 if top in cfg else 'not a setting the runner reads')
         hint = f' Did you mean {" or ".join(meant)}?' if meant else ''
@@ -471,30 +472,14 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _leaves(node: Any, prefix: str) -> Iterator[Tuple[str, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _leaves(value, f'{prefix}.{key}')
-    elif isinstance(node, (list, tuple)) and any(isinstance(v, (dict, list, tuple))
-                                                 for v in node):
-        for i, item in enumerate(node):
-            yield from _leaves(item, f'{prefix}.{i}')
-    elif isinstance(node, (list, tuple)):
-        for i, item in enumerate(node):
-            yield f'{prefix}.{i}', item
-        yield prefix, node
-    else:
-        yield prefix, node
-
-
 def check_values(cfg: Config, sections: Sequence[str] = SECTIONS) -> None:
     """Raise :class:`ConfigError` at the first value of ``sections`` outside the range
     its consumer needs (:data:`_RANGES`: a batch size of 0, a negative crop, an lr given
     as a string, ``val_interval=0``, ``max_iters=3.5``, an unknown ``dwconv_impl``)."""
     for section in sections:
-        for path, value in _leaves(cfg.get(section), section):
+        for path, value in _items(cfg.get(section), section):
             for pattern, test, what in _RANGES:
-                if isinstance(value, (list, tuple)) or not re.fullmatch(pattern, path):
+                if isinstance(value, (dict, list, tuple)) or not re.fullmatch(pattern, path):
                     continue
                 if not test(value):
                     raise ConfigError(f'config error: {path}={value!r} must be {what}')

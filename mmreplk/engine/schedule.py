@@ -21,6 +21,7 @@ import warnings
 from typing import Any, List
 
 from mmengine.hooks import Hook
+from mmengine.optim import ReduceOnPlateauParamScheduler
 
 from mmreplk.registry import HOOKS
 
@@ -34,13 +35,10 @@ def _as_lists(schedulers: Any) -> List[list]:
     return [schedulers]
 
 
-def _replayable(cfg) -> bool:
-    """Whether every scheduler of ``cfg`` can be replayed without metrics."""
-    schedulers = cfg.get('param_scheduler') or []
-    flat = schedulers if isinstance(schedulers, list) else (
-        [s for group in schedulers.values() for s in group] if isinstance(
-            schedulers, dict) and 'type' not in schedulers else [schedulers])
-    return not any('Plateau' in str(s.get('type')) for s in flat)
+def _replayable(schedulers: Any) -> bool:
+    """Whether every built scheduler can be replayed without metrics."""
+    return not any(isinstance(s, ReduceOnPlateauParamScheduler)
+                   for group in _as_lists(schedulers) for s in group)
 
 
 @HOOKS.register_module()
@@ -58,7 +56,7 @@ class ScheduleReplayHook(Hook):
         if not resume_request(runner)[0] or 'param_schedulers' not in checkpoint \
                 or not runner.cfg.get('param_scheduler'):
             return  # nothing to rebuild from (a runner built without its config)
-        if not _replayable(runner.cfg):
+        if not _replayable(runner.param_schedulers):
             runner.logger.warning('param_scheduler has a metric-driven scheduler: its '
                                   'saved state is resumed as it is, not rebuilt from '
                                   'the config')

@@ -100,3 +100,16 @@ def test_resume_with_the_same_schedule_is_unchanged(tmp_path, fresh):
                      load_from=str(tmp_path / 'iter_3.pth'))
     expected = fresh(8, 2)
     assert resumed == pytest.approx({k: expected[k] for k in resumed}, rel=1e-6)
+
+
+def test_metric_driven_schedules_are_not_replayed():
+    """ReduceOnPlateau needs the validation metrics of the past: its saved state is
+    resumed as mmengine does (with a warning); every other kind is replayed, also in the
+    per-optimizer dict form."""
+    from mmengine.optim import LinearLR, ReduceOnPlateauLR
+    from mmreplk.engine.schedule import _replayable
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+    linear = LinearLR(optimizer, by_epoch=False, end=2)
+    plateau = ReduceOnPlateauLR(optimizer, monitor='loss')
+    assert _replayable([linear]) and _replayable({'a': [linear], 'b': [linear]})
+    assert not _replayable([linear, plateau]) and not _replayable({'a': [plateau]})
